@@ -1,0 +1,364 @@
+"""Training configuration: a YAML file validated once into frozen, typed objects.
+
+Every job takes a :class:`TrainConfig` and nothing else, so a typo or an
+out-of-range value stops the run at start-up with the file and the key named,
+not an hour into training. The examples in ``configs/`` are loaded by the tests.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
+
+from painml.columns import DEFAULT_CLASSES
+
+FeatureGroup = Literal[
+    "demographics",
+    "pain_history",
+    "dn4_interview",
+    "descriptors",
+    "paindetect",
+    "examination",
+    "tests",
+    "comorbidities",
+    "screening",
+]
+FEATURE_GROUPS: tuple[FeatureGroup, ...] = get_args(FeatureGroup)
+Preset = Literal["pain_clinic", "primary_care", "orthopaedic", "diabetes_clinic", "oncology"]
+Metric = Literal["test_log_loss", "test_macro_f1", "test_balanced_accuracy", "test_brier"]
+# LightGBM takes a signed 32-bit seed; staying below it keeps one seed valid everywhere.
+Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
+
+_SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
+_LOWER_IS_BETTER = ("loss", "brier", "ece", "error")
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; one line per problem, each naming the file and the key."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = tuple(problems)
+        super().__init__("\n".join(f"{source}: {problem}" for problem in self.problems))
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+def _snake_case(label: str) -> str:
+    if not _SNAKE_CASE.fullmatch(label):
+        raise ValueError(f"{label!r} is not snake_case (a-z, 0-9 and _, starting with a letter)")
+    return label
+
+
+def _no_repeats(values: Sequence[str], what: str) -> None:
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"{what} listed more than once: {', '.join(repeated)}")
+
+
+class SimulatedData(_Frozen):
+    """A synthetic cohort from painml.simulate: runs anywhere, no patient data needed."""
+
+    source: Literal["simulate"]
+    preset: Preset = "pain_clinic"
+    """The clinic whose case mix is simulated; class balance and missingness differ by setting."""
+    n: int = Field(20_000, ge=200, le=5_000_000)
+    """Patients; below 200 the test and calibration splits are too small to score."""
+    seed: Seed = 7
+    """Seed of the simulated cohort, kept apart from the training seed so the data stay fixed."""
+
+
+class FileData(_Frozen):
+    """A cohort read from a file and checked against painml.schema."""
+
+    source: Literal["file"]
+    path: Path
+    """A relative path is read from the current working directory (for shipped configs, the repo root)."""
+
+    @field_validator("path")
+    @classmethod
+    def _names_a_file(cls, path: Path) -> Path:
+        if str(path) == ".":
+            raise ValueError("must name a file")
+        return path
+
+
+DataConfig = Annotated[SimulatedData | FileData, Field(discriminator="source")]
+
+
+class FeatureConfig(_Frozen):
+    """Which column blocks (painml.columns.BLOCKS) reach the model, to test what each adds."""
+
+    groups: tuple[FeatureGroup, ...] = Field(FEATURE_GROUPS, min_length=1)
+    """screening is the computed screening scores; the others are blocks of the patient record."""
+    missing_indicators: bool = True
+    """Add an is-missing flag per column: a test not done is itself informative."""
+
+    @field_validator("groups")
+    @classmethod
+    def _unique(cls, groups: tuple[str, ...]) -> tuple[str, ...]:
+        _no_repeats(groups, "groups")
+        return groups
+
+
+class GbmConfig(_Frozen):
+    """LightGBM; the defaults suit tens of thousands of rows and about a hundred features."""
+
+    family: Literal["gbm"]
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    n_estimators: int = Field(500, ge=1)
+    num_leaves: int = Field(15, ge=2)
+    min_child_samples: int = Field(40, ge=1)
+    reg_lambda: float = Field(1.0, ge=0)
+    colsample: float = Field(0.8, gt=0, le=1)
+    early_stopping_rounds: Annotated[int, Field(ge=1)] | None = 30
+    """Rounds without improvement before stopping; null trains all n_estimators."""
+
+
+class LogisticConfig(_Frozen):
+    """Multinomial logistic regression: the transparent baseline the GBM has to beat."""
+
+    family: Literal["logistic"]
+    C: float = Field(1.0, gt=0)
+    """Inverse regularisation strength, as in scikit-learn."""
+    max_iter: int = Field(2000, ge=1)
+
+
+ModelConfig = Annotated[GbmConfig | LogisticConfig, Field(discriminator="family")]
+
+
+class SplitConfig(_Frozen):
+    """Fractions of the whole cohort held out; training gets the rest."""
+
+    test_size: float = Field(0.2, gt=0, le=0.5)
+    calibration_size: float = Field(0.15, gt=0, lt=0.5)
+    """Fits the calibrator, the conformal sets and early stopping: rows the model never trained on."""
+    stratify: bool = True
+
+    @model_validator(mode="after")
+    def _leaves_rows_to_train(self) -> SplitConfig:
+        total = self.test_size + self.calibration_size
+        if total >= 0.8:
+            raise ValueError(
+                f"test_size + calibration_size is {total:g}; it must be below 0.8 so that training keeps over 20% of rows"
+            )
+        return self
+
+
+class SearchConfig(_Frozen):
+    """Random hyper-parameter search, stopped by whichever limit comes first."""
+
+    enabled: bool = False
+    n_iter: int = Field(10, ge=1)
+    time_budget_s: float = Field(120, gt=0)
+
+
+class TrackingConfig(_Frozen):
+    """Where runs go in MLflow and which metric ranks them."""
+
+    experiment: str = Field("painml", min_length=1)
+    registered_model: str = Field("painml-pain-type", min_length=1)
+    primary_metric: Metric = "test_log_loss"
+    """Ranks models and runs; see higher_is_better for its direction."""
+
+
+class TrainConfig(_Frozen):
+    """One training run: data, features, models, splits, calibration and tracking."""
+
+    name: str = Field(min_length=1, pattern=r"\S")
+    seed: Seed = 42
+    """Seed of the splits, the models and the search."""
+    data: DataConfig
+    labels: tuple[Annotated[str, AfterValidator(_snake_case)], ...] = Field(DEFAULT_CLASSES, min_length=2)
+    """Classes in the order of the probability columns."""
+    features: FeatureConfig = FeatureConfig()
+    models: tuple[ModelConfig, ...] = Field(min_length=1)
+    split: SplitConfig = SplitConfig()
+    calibration: Literal["sigmoid", "isotonic", "temperature", "none"] = "temperature"
+    """Temperature scaling keeps the ranking and needs the fewest calibration rows."""
+    class_weight: Literal["balanced", "none"] = "balanced"
+    """Balanced weights stop the rarer mixed class from being ignored."""
+    search: SearchConfig = SearchConfig()
+    conformal_confidence: float = Field(0.9, gt=0.5, lt=0.999)
+    """Target coverage of the prediction sets: the true class is in the set this often."""
+    tracking: TrackingConfig = TrackingConfig()
+
+    @field_validator("labels")
+    @classmethod
+    def _unique_labels(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
+        _no_repeats(labels, "labels")
+        return labels
+
+    @field_validator("models")
+    @classmethod
+    def _one_per_family(cls, models: tuple[GbmConfig | LogisticConfig, ...]) -> tuple[GbmConfig | LogisticConfig, ...]:
+        _no_repeats([m.family for m in models], "model families")
+        return models
+
+    def with_overrides(
+        self, data_path: Path | None = None, seed: int | None = None, experiment: str | None = None
+    ) -> TrainConfig:
+        """A validated copy with command-line overrides applied; unset arguments change nothing.
+
+        ``data_path`` switches to a file cohort; ``seed`` is the training seed (a
+        simulated cohort keeps its own ``data.seed``, so the data stay the same).
+        """
+        raw = self.model_dump()
+        if data_path is not None:
+            raw["data"] = {"source": "file", "path": data_path}
+        if seed is not None:
+            raw["seed"] = seed
+        if experiment is not None:
+            raw["tracking"]["experiment"] = experiment
+        return _validate(raw, "overrides")
+
+    def flat(self) -> dict[str, str | int | float | bool]:
+        """Dotted keys to scalars, for mlflow.log_params; models are keyed by family."""
+        out: dict[str, str | int | float | bool] = {}
+        _flatten(self.model_dump(mode="json", exclude={"models"}), "", out)
+        for model in self.models:
+            _flatten(model.model_dump(mode="json", exclude={"family"}), f"models.{model.family}", out)
+        return out
+
+
+def _flatten(node: Any, key: str, out: dict[str, str | int | float | bool]) -> None:
+    if isinstance(node, dict):
+        for name, value in node.items():
+            _flatten(value, f"{key}.{name}" if key else name, out)
+    elif isinstance(node, list):
+        out[key] = ",".join(str(item) for item in node)
+    elif node is None:
+        out[key] = "None"
+    else:
+        out[key] = node
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read and validate a YAML config; every problem found is reported in one ConfigError."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(source, [f"cannot read: {getattr(error, 'strerror', None) or error}"]) from None
+    try:
+        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - _StrictLoader is a SafeLoader
+    except yaml.YAMLError as error:
+        raise ConfigError(source, [_yaml_problem(error)]) from None
+    if not isinstance(raw, dict):
+        got = "an empty file" if raw is None else f"a {type(raw).__name__}"
+        raise ConfigError(source, [f"(top level): must be a mapping of keys to values, got {got}"])
+    return _validate(raw, source)
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON schema of a config file, with the field docs, for editors and ``--schema``."""
+    return TrainConfig.model_json_schema()
+
+
+def higher_is_better(metric: str) -> bool:
+    """Direction of a metric for ranking runs: losses, Brier score and calibration error go down."""
+    return not metric.endswith(_LOWER_IS_BETTER)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that rejects repeated keys, where PyYAML would silently keep the last."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}invalid YAML: {getattr(error, 'problem', None) or error}"
+
+
+def _validate(raw: dict[str, Any], source: str) -> TrainConfig:
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValidationError as error:
+        errors = error.errors()
+        raise ConfigError(source, [_problem(e) for e in errors if not _follows_from(e, errors)]) from None
+
+
+def _follows_from(error: ErrorDetails, errors: list[ErrorDetails]) -> bool:
+    """A list too short only because one of its items was invalid: the item's error says it all."""
+    loc = error["loc"]
+    return error["type"] == "too_short" and any(e["loc"][: len(loc)] == loc and len(e["loc"]) > len(loc) for e in errors)
+
+
+# pydantic puts the union tag in an error's location (models.0.gbm.learning_rate);
+# this maps each tag to its class so the tag can be dropped from the key shown.
+_TAGGED: dict[str, type[BaseModel]] = {
+    get_args(cls.model_fields[key].annotation)[0]: cls
+    for cls in (SimulatedData, FileData, GbmConfig, LogisticConfig)
+    for key in ("source", "family")
+    if key in cls.model_fields
+}
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    if get_origin(annotation) is tuple:
+        annotation = get_args(annotation)[0]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _locate(loc: tuple[int | str, ...]) -> tuple[str, tuple[str, ...]]:
+    """The dotted key a user wrote for an error location, and the keys allowed under it."""
+    parts: list[str] = []
+    model: type[BaseModel] | None = TrainConfig
+    for step in loc:
+        if isinstance(step, str):
+            if model is not None and step in model.model_fields:
+                model = _nested_model(model.model_fields[step].annotation)
+            elif model is None and step in _TAGGED:
+                model = _TAGGED[step]
+                continue
+            else:
+                model = None
+        parts.append(str(step))
+    return ".".join(parts), tuple(model.model_fields) if model is not None else ()
+
+
+def _problem(error: ErrorDetails) -> str:
+    key, _ = _locate(error["loc"])
+    ctx = error.get("ctx", {})
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        _, allowed = _locate(error["loc"][:-1])
+        close = difflib.get_close_matches(str(error["loc"][-1]), allowed, n=1)
+        message = "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
+    elif kind in ("union_tag_invalid", "union_tag_not_found"):
+        discriminator = ctx["discriminator"].strip("'")
+        key = f"{key}.{discriminator}"
+        expected = ", ".join(repr(tag) for tag, cls in _TAGGED.items() if discriminator in cls.model_fields)
+        got = f"{ctx['tag']!r} is not" if kind == "union_tag_invalid" else "required, it must be"
+        message = f"{got} one of {expected}"
+    elif kind == "value_error":
+        message = str(ctx["error"])
+    else:
+        message = error["msg"]
+    return f"{key or '(top level)'}: {message}"
