@@ -333,7 +333,9 @@ def write_cohort(frame: pd.DataFrame, path: str | Path) -> Path:
     os.close(fd)
     try:
         if suffix == ".csv":
-            frame.to_csv(tmp, index=False)
+            booleans = frame.select_dtypes("boolean").columns
+            text = {c: frame[c].map({True: "true", False: "false"}).astype(object) for c in booleans}
+            frame.assign(**text).to_csv(tmp, index=False)
         else:
             frame.to_parquet(tmp, index=False)
         os.replace(tmp, path)

@@ -1,0 +1,47 @@
+"""Simulator speed: draw 1,000,000 patients (target: under 30 s on 2 cores).
+
+Run: .venv/bin/python bench/bench_simulate.py [--n 1000000]
+Reports the time to draw (including the exact posterior) and to write CSV and
+Parquet, each the best of ``--repeat`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from painml.simulate import simulate, write_cohort
+
+
+def best_of(repeat: int, fn) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return min(times), result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--preset", default="pain_clinic")
+    args = parser.parse_args()
+
+    draw_s, cohort = best_of(args.repeat, lambda: simulate(args.preset, args.n, seed=1))
+    with tempfile.TemporaryDirectory() as tmp:
+        parquet_s, _ = best_of(1, lambda: write_cohort(cohort, Path(tmp) / "c.parquet"))
+        csv_s, _ = best_of(1, lambda: write_cohort(cohort, Path(tmp) / "c.csv"))
+    target = 30.0
+    print(f"rows                 {args.n:>12,}")
+    print(f"draw + posterior     {draw_s:>10.2f} s   ({args.n / draw_s:,.0f} rows/s; target < {target:.0f} s: "
+          f"{'met' if draw_s < target else 'MISSED'}, {target / draw_s:.1f}x headroom)")
+    print(f"write parquet        {parquet_s:>10.2f} s")
+    print(f"write csv            {csv_s:>10.2f} s")
+
+
+if __name__ == "__main__":
+    main()
