@@ -1,0 +1,741 @@
+"""Reading and validating patient records: the one gate every entry point passes.
+
+Training files, simulator output, batch files and HTTP requests all come through
+``load_records`` (or ``split_valid`` when bad rows should be set aside rather
+than stop the run), so every stage downstream sees the same canonical frame:
+binary, integer and number columns as float64 with NaN for missing, categories
+and identifiers as object columns of ``str`` or NaN, in the order of
+``columns.INPUT_COLUMNS``. The rules come from the column table in
+``painml.columns``; ``data/README.md`` is rendered from the same table by
+``schema_markdown`` (``python -m painml.schema > data/README.md``).
+
+Parsing is done here with vectorised pandas because the contract accepts more
+spellings than pandera coerces (``yes``/``no``, ``3.0`` for an integer); the
+range, whole-number and allowed-value checks are a pandera schema built from the
+table, run lazily so that every problem in a file is reported at once.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+import pyarrow
+import pyarrow.parquet as pq
+from pandera.errors import SchemaErrors
+from rich.console import Console
+
+from painml.columns import (
+    BLOCKS,
+    BY_NAME,
+    DEFAULT_CLASSES,
+    FEATURE_COLUMNS,
+    INPUT_COLUMNS,
+    LABEL,
+    TRUE_PREFIX,
+    Column,
+)
+
+__all__ = [
+    "Problem",
+    "Records",
+    "SchemaError",
+    "iter_raw",
+    "load_records",
+    "read_raw",
+    "schema_markdown",
+    "split_valid",
+    "summarize",
+    "validate_file",
+]
+
+Source = str | Path | pd.DataFrame | Mapping[str, Any] | Sequence[Mapping[str, Any]]
+
+REPORT_LIMIT = 50
+_BOOLEAN = {
+    **dict.fromkeys(("true", "t", "yes", "y", "1", "1.0"), 1.0),
+    **dict.fromkeys(("false", "f", "no", "n", "0", "0.0"), 0.0),
+}
+_ORDER = {name: i for i, name in enumerate(BY_NAME)}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the input; ``row`` is 1-based (first data row = 1), None for the whole input."""
+
+    row: int | None
+    column: str | None
+    value: object
+    expected: str
+
+    def __str__(self) -> str:
+        where = ", ".join(
+            part
+            for part in (
+                None if self.row is None else f"row {self.row}",
+                None if self.column is None else f"column {self.column!r}",
+            )
+            if part
+        )
+        if self.row is None and self.value is None:
+            message = self.expected
+        else:
+            message = f"got {_show(self.value)}, expected {self.expected}"
+        return f"{where}: {message}" if where else message
+
+
+class SchemaError(ValueError):
+    """Every problem found in an input, so a person can fix a file in one pass."""
+
+    def __init__(self, problems: Sequence[Problem]):
+        self.problems = list(problems)
+        super().__init__(self.report())
+
+    def report(self, limit: int = REPORT_LIMIT) -> str:
+        """Headline, one line per problem up to ``limit``, then counts per column for the rest."""
+        problems = self.problems
+        rows = {p.row for p in problems if p.row is not None}
+        whole = sum(p.row is None for p in problems)
+        headline = _count(len(problems), "problem")
+        if rows:
+            headline += f" in {_count(len(rows), 'row')}"
+            if whole:
+                headline += f", plus {whole:,} with the input as a whole"
+        lines = [headline, *(f"  {p}" for p in problems[:limit])]
+        rest = problems[limit:]
+        if rest:
+            per_column = Counter(p.column or "(whole input)" for p in rest)
+            counts = ", ".join(f"{column} {n:,}" for column, n in per_column.most_common())
+            lines.append(f"  ... and {len(rest):,} more: {counts}")
+        return "\n".join(lines)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The problems as a table (value as text), for writing an errors file next to the input."""
+        return pd.DataFrame(
+            {
+                "row": pd.array([p.row for p in self.problems], dtype="Int64"),
+                "column": pd.Series([p.column for p in self.problems], dtype=object),
+                "value": pd.Series([None if _missing(p.value) else str(p.value) for p in self.problems], dtype=object),
+                "expected": pd.Series([p.expected for p in self.problems], dtype=object),
+            }
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Records:
+    """A validated input: canonical record columns plus anything carried alongside them.
+
+    ``frame`` holds the record columns in schema order, then unknown extra
+    columns untouched; ``label`` and ``truth`` are kept out of it so that
+    neither can leak into the features.
+    """
+
+    frame: pd.DataFrame
+    label: pd.Series | None = None
+    truth: pd.DataFrame | None = None
+    missing_columns: tuple[str, ...] = ()
+    extra_columns: tuple[str, ...] = ()
+    notices: tuple[str, ...] = ()
+
+    @property
+    def features(self) -> pd.DataFrame:
+        """The model inputs only: no identifiers, extras, label or simulator truth."""
+        return self.frame.loc[:, list(FEATURE_COLUMNS)]
+
+
+def load_records(
+    source: Source,
+    *,
+    require_label: bool = False,
+    classes: Sequence[str] = DEFAULT_CLASSES,
+    allow_extra: bool = True,
+) -> Records:
+    """Read and validate a whole input; raise ``SchemaError`` listing every problem."""
+    checked = _check(_to_frame(source), require_label, classes, allow_extra, 0, _noun(source))
+    if checked.problems:
+        raise SchemaError(checked.problems)
+    return checked.records
+
+
+def split_valid(
+    source: Source,
+    *,
+    require_label: bool = False,
+    classes: Sequence[str] = DEFAULT_CLASSES,
+    allow_extra: bool = True,
+    row_offset: int = 0,
+) -> tuple[Records | None, list[Problem]]:
+    """Keep the rows without problems and report the others, so a batch can score what it can.
+
+    Returns ``(None, problems)`` when a problem concerns the input as a whole
+    (no rows, a required column absent, unreadable file). ``row_offset`` is added
+    to every row number, for inputs read in chunks. Kept rows keep their index.
+    """
+    try:
+        raw = _to_frame(source)
+    except SchemaError as error:
+        return None, error.problems
+    checked = _check(raw, require_label, classes, allow_extra, row_offset, _noun(source))
+    if any(p.row is None for p in checked.problems):
+        return None, checked.problems
+    keep = ~checked.bad
+    records = checked.records
+    valid = Records(
+        frame=records.frame.iloc[keep],
+        label=None if records.label is None else records.label.iloc[keep],
+        truth=None if records.truth is None else records.truth.iloc[keep],
+        missing_columns=records.missing_columns,
+        extra_columns=records.extra_columns,
+        notices=records.notices,
+    )
+    return valid, checked.problems
+
+
+def read_raw(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file without judging it; ``SchemaError`` only if it cannot be read at all.
+
+    In CSV, identifiers, categories and unknown columns stay text as written
+    (leading zeros kept); numeric columns are left to pandas' fast inference,
+    since the parsers accept either.
+    """
+    path = Path(path)
+    kind = _file_kind(path)
+    try:
+        if kind == "CSV":
+            header, options = _csv_options(path)
+            return _named(pd.read_csv(path, **options), header)
+        return pd.read_parquet(path)
+    except SchemaError:
+        raise
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except FileNotFoundError:
+        raise SchemaError([Problem(None, None, None, f"no such file: {path}")]) from None
+    except (OSError, ValueError, csv.Error, pyarrow.lib.ArrowException) as error:
+        raise SchemaError([_unreadable(path, kind, error)]) from None
+
+
+def iter_raw(path: str | Path, chunksize: int) -> Iterator[tuple[int, pd.DataFrame]]:
+    """Yield ``(row_offset, chunk)`` read as ``read_raw`` does, for ``split_valid(chunk, row_offset=...)``."""
+    path = Path(path)
+    kind = _file_kind(path)
+    offset = 0
+    try:
+        if kind == "CSV":
+            header, options = _csv_options(path)
+            for chunk in pd.read_csv(path, chunksize=chunksize, **options):
+                yield offset, _named(chunk, header)
+                offset += len(chunk)
+        else:
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=chunksize):
+                chunk = batch.to_pandas()
+                yield offset, chunk.set_axis(pd.RangeIndex(offset, offset + len(chunk)), axis=0)
+                offset += len(chunk)
+    except SchemaError:
+        raise
+    except pd.errors.EmptyDataError:
+        return
+    except FileNotFoundError:
+        raise SchemaError([Problem(None, None, None, f"no such file: {path}")]) from None
+    except (OSError, ValueError, csv.Error, pyarrow.lib.ArrowException) as error:
+        raise SchemaError([_unreadable(path, kind, error, offset)]) from None
+
+
+def summarize(records: Records) -> str:
+    """Rows, columns, share of missing cells per block and class shares: what to glance at before training."""
+    frame, n = records.frame, len(records.frame)
+    extra = f", {len(records.extra_columns)} extra carried through" if records.extra_columns else ""
+    present = len(INPUT_COLUMNS) - len(records.missing_columns)
+    lines = [f"{_count(n, 'row')}, {present} of {len(INPUT_COLUMNS)} record columns present{extra}"]
+    if not n:
+        return lines[0]
+    lines.append("missing cells by block:")
+    width = max(map(len, BLOCKS))
+    for block, names in BLOCKS.items():
+        share = frame.loc[:, list(names)].isna().to_numpy().mean()
+        absent = " (not recorded)" if set(names) <= set(records.missing_columns) else ""
+        lines.append(f"  {block:<{width}} {share:6.1%}{absent}")
+    if records.label is not None:
+        counts = records.label.fillna("(missing)").value_counts()
+        shares = ", ".join(f"{name} {k:,} ({k / n:.1%})" for name, k in counts.items())
+        lines.append(f"classes: {shares}")
+    return "\n".join(lines)
+
+
+def validate_file(path: str | Path, require_label: bool = False, *, classes: Sequence[str] = DEFAULT_CLASSES) -> int:
+    """Print a summary, notices and every problem of a file; exit code 0 if valid, else 1.
+
+    Meant for ``painml validate FILE``: bad input is printed, never raised.
+    """
+    console = Console(highlight=False)
+    try:
+        raw = read_raw(path)
+    except SchemaError as error:
+        console.print(str(error), markup=False, style="red")
+        return 1
+    checked = _check(raw, require_label, classes, True, 0, "file")
+    console.print(summarize(checked.records), markup=False)
+    for notice in checked.records.notices:
+        console.print(f"note: {notice}", markup=False, style="yellow")
+    if checked.problems:
+        console.print(SchemaError(checked.problems).report(), markup=False, style="red")
+        return 1
+    console.print(f"{Path(path).name}: valid", markup=False, style="bold green")
+    return 0
+
+
+def schema_markdown() -> str:
+    """The data contract as Markdown, rendered from the column table (``data/README.md``)."""
+    parts = [_MD_INTRO]
+    for block, names in BLOCKS.items():
+        title, note = _BLOCK_TITLES.get(block, (block.replace("_", " ").capitalize(), ""))
+        parts.append(f"## {title}\n")
+        if note:
+            parts.append(f"{note}\n")
+        parts.append(_md_table([BY_NAME[name] for name in names]))
+    parts.append("## Label\n")
+    parts.append(
+        "Required in every row of training data (`load_records(..., require_label=True)`);"
+        " optional elsewhere. The label set is read from the training configuration, so a"
+        " site can add a class (for example nociplastic) without code changes; the default"
+        " set is shown.\n"
+    )
+    parts.append(_md_table([LABEL]))
+    parts.append(_MD_TRUTH)
+    rows = ["| column | type | meaning |", "|---|---|---|", *("| " + " | ".join(row) + " |" for row in _TRUTH_COLUMNS)]
+    parts.append("\n".join(rows) + "\n")
+    return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class _Checked:
+    records: Records
+    problems: list[Problem]
+    bad: np.ndarray
+
+
+def _check(
+    raw: pd.DataFrame,
+    require_label: bool,
+    classes: Sequence[str],
+    allow_extra: bool,
+    row_offset: int,
+    noun: str,
+) -> _Checked:
+    """Coerce every known column, check it, and collect problems for all rows at once."""
+    classes = tuple(classes)
+    problems: list[Problem] = []
+    names = [str(name).strip() for name in raw.columns]
+    raw = raw.set_axis(names, axis=1)
+    for name in dict.fromkeys(n for n in names if names.count(n) > 1):
+        problems.append(Problem(None, name, None, "this column appears more than once"))
+    raw = raw.loc[:, ~raw.columns.duplicated()]
+    n = len(raw)
+    if n == 0:
+        problems.append(Problem(None, None, None, f"the {noun} has no rows"))
+
+    truth_names = [c for c in raw.columns if c.startswith(TRUE_PREFIX)]
+    extras = tuple(c for c in raw.columns if c not in BY_NAME and c not in truth_names)
+    missing = tuple(c.name for c in INPUT_COLUMNS if c.name not in raw.columns)
+    if extras and not allow_extra:
+        problems.extend(
+            Problem(None, name, None, "unknown column; the patient record's columns are listed in data/README.md")
+            for name in extras
+        )
+    has_label = LABEL.name in raw.columns
+    if require_label and not has_label:
+        message = f"training data needs a {LABEL.name} column with one of: {', '.join(classes)}"
+        problems.append(Problem(None, LABEL.name, None, message))
+
+    positional = raw.set_axis(pd.RangeIndex(n), axis=0)
+    work: dict[str, Any] = {}
+    unparsed: dict[str, np.ndarray] = {}
+    for column in INPUT_COLUMNS:
+        if column.name in positional.columns:
+            work[column.name], bad = _PARSERS[column.kind](positional[column.name], column)
+            if bad is not None and bad.any():
+                unparsed[column.name] = bad
+        else:
+            work[column.name] = pd.Series(np.nan, index=positional.index, dtype=_DTYPES[column.kind])
+    if has_label:
+        work[LABEL.name] = _choice(positional[LABEL.name], classes)
+    coerced = pd.DataFrame(work, index=positional.index)
+
+    found: dict[tuple[int, str], Problem] = {}
+    for name, bad in unparsed.items():
+        _add_cells(found, positional, name, np.flatnonzero(bad), BY_NAME[name].expected, row_offset)
+    try:
+        _pandera_schema(classes, require_label).validate(coerced, lazy=True)
+    except SchemaErrors as error:
+        label_expected = f"one of {', '.join(classes)}"
+        if require_label:
+            label_expected += " (training data needs a label in every row)"
+        cases = error.failure_cases
+        for name, group in cases.groupby("column", sort=False):
+            index = group["index"]
+            if index.isna().any():
+                problems.append(Problem(None, str(name), None, "; ".join(map(str, group["check"].unique()))))
+            expected = label_expected if name == LABEL.name else BY_NAME[str(name)].expected
+            _add_cells(found, positional, str(name), index.dropna().to_numpy(dtype=np.int64), expected, row_offset)
+    problems.extend(found.values())
+    problems.sort(key=lambda p: (p.row is not None, p.row or 0, _ORDER.get(p.column or "", len(_ORDER))))
+
+    bad_rows = np.zeros(n, dtype=bool)
+    bad_rows[[row - row_offset - 1 for row, _ in found]] = True
+
+    label = coerced.pop(LABEL.name).set_axis(raw.index) if has_label else None
+    frame = pd.concat([coerced.set_axis(raw.index), raw.loc[:, list(extras)]], axis=1)
+    truth = _truth(raw, truth_names) if truth_names else None
+    records = Records(
+        frame=frame,
+        label=label,
+        truth=truth,
+        missing_columns=missing,
+        extra_columns=extras,
+        notices=_notices(missing, truth_names, extras if allow_extra else (), noun),
+    )
+    return _Checked(records, problems, bad_rows)
+
+
+def _add_cells(
+    found: dict[tuple[int, str], Problem],
+    raw: pd.DataFrame,
+    name: str,
+    positions: np.ndarray,
+    expected: str,
+    row_offset: int,
+) -> None:
+    """One problem per bad cell, showing the value as the caller wrote it; a cell failing two checks counts once."""
+    values = raw[name].to_numpy(dtype=object)[positions]
+    for position, value in zip(positions.tolist(), values):
+        row = position + 1 + row_offset
+        found.setdefault((row, name), Problem(row, name, _python(value), expected))
+
+
+@lru_cache(maxsize=16)
+def _pandera_schema(classes: tuple[str, ...], require_label: bool) -> pa.DataFrameSchema:
+    """The value checks, built from the column table so a new column needs no edit here.
+
+    Binary and id columns are left out: the parser already decides them
+    completely, and each pandera column costs about a millisecond per call,
+    which a one-record HTTP request pays in full.
+    """
+    columns = {column.name: _pandera_column(column) for column in INPUT_COLUMNS if column.kind not in ("binary", "id")}
+    columns[LABEL.name] = pa.Column(object, pa.Check.isin(classes), nullable=not require_label, required=False)
+    return pa.DataFrameSchema(columns, name="patient record", strict=False, coerce=False)
+
+
+def _pandera_column(column: Column) -> pa.Column:
+    if column.kind == "category":
+        return pa.Column(object, pa.Check.isin(column.allowed), nullable=True)
+    checks = []
+    if column.low is not None and column.high is not None:
+        checks.append(pa.Check.in_range(column.low, column.high))
+    elif column.low is not None:
+        checks.append(pa.Check.ge(column.low))
+    elif column.high is not None:
+        checks.append(pa.Check.le(column.high))
+    if column.kind == "integer":
+        checks.append(pa.Check(lambda values: values % 1 == 0, name="whole_number"))
+    return pa.Column("float64", checks, nullable=True)
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """Stripped text with NaN for missing: an empty cell means 'not recorded'."""
+    text = values.astype(str).str.strip()
+    return text.mask(text == "")
+
+
+def _recode(values: pd.Series, recode: Callable[[str], Any], missing: Any, dtype: Any) -> np.ndarray:
+    """Apply ``recode`` to the stripped text of each distinct value only: columns have few values, rows are many.
+
+    Blank text counts as missing. Looking values up per distinct value is what
+    keeps this fast; ``Series.map`` on Arrow strings works cell by cell.
+    """
+    if values.dtype == object:
+        values = values.astype(str)
+    codes, uniques = pd.factorize(values)
+    table = [missing if not (text := str(value).strip()) else recode(text) for value in uniques]
+    return np.array([*table, missing], dtype=dtype)[codes]
+
+
+def _is_number(values: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype)
+
+
+def _floats(values: pd.Series) -> np.ndarray:
+    return values.to_numpy(dtype="float64", na_value=np.nan, copy=True)
+
+
+def _parse_binary(values: pd.Series, column: Column) -> tuple[np.ndarray, np.ndarray]:
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        x = _floats(values)
+        bad = ~np.isnan(x) & (x != 0) & (x != 1)
+    else:
+        x = _recode(values, lambda text: _BOOLEAN.get(text.lower(), -1.0), np.nan, "float64")
+        bad = x == -1.0
+    x[bad] = np.nan
+    return x, bad
+
+
+def _parse_number(values: pd.Series, column: Column) -> tuple[np.ndarray, np.ndarray]:
+    if _is_number(values):
+        x = _floats(values)
+        present = ~np.isnan(x)
+    else:
+        text = _text(values)
+        present = text.notna().to_numpy()
+        x = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64", na_value=np.nan, copy=True)
+    bad = present & ~np.isfinite(x)
+    x[bad] = np.nan
+    return x, bad
+
+
+def _choice(values: pd.Series, allowed: Sequence[str]) -> pd.Series:
+    """Canonical spelling for known values (any case); unknown values keep their text for the check to report."""
+    canonical = {value.lower(): value for value in allowed}
+    return pd.Series(_recode(values, lambda text: canonical.get(text.lower(), text), np.nan, object), dtype=object)
+
+
+def _parse_category(values: pd.Series, column: Column) -> tuple[pd.Series, None]:
+    return _choice(values, column.allowed), None
+
+
+def _parse_id(values: pd.Series, column: Column) -> tuple[pd.Series, None]:
+    return _text(values).astype(object), None
+
+
+_PARSERS: dict[str, Callable[[pd.Series, Column], tuple[Any, np.ndarray | None]]] = {
+    "binary": _parse_binary,
+    "integer": _parse_number,
+    "number": _parse_number,
+    "category": _parse_category,
+    "id": _parse_id,
+}
+_DTYPES = {"binary": "float64", "integer": "float64", "number": "float64", "category": object, "id": object}
+
+
+def _truth(raw: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """Simulator ground truth, numeric where every present value is a number (CSV reads them as text)."""
+    out: dict[str, Any] = {}
+    for name in names:
+        values = raw[name]
+        if _is_number(values):
+            out[name] = _floats(values)
+            continue
+        text = _text(values)
+        numbers = pd.to_numeric(text, errors="coerce")
+        numeric = text.notna().any() and bool((numbers.notna() == text.notna()).all())
+        out[name] = numbers.to_numpy(dtype="float64", na_value=np.nan) if numeric else text.astype(object)
+    return pd.DataFrame(out, index=raw.index)
+
+
+def _notices(missing: tuple[str, ...], truth: list[str], extras: tuple[str, ...], noun: str) -> tuple[str, ...]:
+    notices = []
+    for block, names in BLOCKS.items():
+        absent = [name for name in names if name in missing]
+        if absent:
+            size = f"{len(absent)} columns" if len(absent) == len(names) else f"{len(absent)} of {len(names)} columns"
+            notices.append(
+                f"not recorded by this {noun} (treated as missing): {block} block ({size}: {', '.join(absent)})"
+            )
+    if truth:
+        notices.append(f"simulator-only columns set aside, never used as inputs: {', '.join(truth)}")
+    if extras:
+        notices.append(f"extra columns carried through untouched, not used as features: {', '.join(extras)}")
+    return tuple(notices)
+
+
+def _to_frame(source: Source) -> pd.DataFrame:
+    if isinstance(source, pd.DataFrame):
+        return source
+    if isinstance(source, (str, Path)):
+        return read_raw(source)
+    if isinstance(source, Mapping):
+        return pd.DataFrame([source])
+    if isinstance(source, Sequence):
+        records = list(source)
+        wrong = [i + 1 for i, record in enumerate(records) if not isinstance(record, Mapping)]
+        if wrong:
+            shown = ", ".join(map(str, wrong[:10])) + (", ..." if len(wrong) > 10 else "")
+            message = f"each record must be an object of column: value pairs; these are not: {shown}"
+            raise SchemaError([Problem(None, None, None, message)])
+        return pd.DataFrame(records)
+    raise TypeError(f"cannot read patient records from {type(source).__name__}")
+
+
+def _noun(source: Source) -> str:
+    return "file" if isinstance(source, (str, Path)) else "input"
+
+
+def _file_kind(path: Path) -> str:
+    kinds = {".csv": "CSV", ".parquet": "Parquet"}
+    if path.suffix.lower() not in kinds:
+        raise SchemaError([Problem(None, None, None, f"cannot read {path.name}: expected a .csv or .parquet file")])
+    return kinds[path.suffix.lower()]
+
+
+def _csv_options(path: Path) -> tuple[list[str], dict[str, Any]]:
+    """The header as written and the read options; refuses a semicolon-separated file early."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        header = next(csv.reader(handle), [])
+    if len(header) == 1 and ";" in header[0]:
+        raise SchemaError(
+            [Problem(None, None, None, f"{path.name} looks semicolon-separated; painml reads comma-separated CSV")]
+        )
+    text = {name: str for name in header if _kept_as_text(name.strip())}
+    return header, {"dtype": text, "encoding": "utf-8-sig"}
+
+
+def _kept_as_text(name: str) -> bool:
+    column = BY_NAME.get(name)
+    if column is None:
+        return not name.startswith(TRUE_PREFIX)
+    return column.kind in ("id", "category")
+
+
+def _named(frame: pd.DataFrame, header: list[str]) -> pd.DataFrame:
+    """Restore repeated column names that pandas renamed (``age.1``), so they are reported, not carried."""
+    return frame.set_axis(header, axis=1) if len(header) == frame.shape[1] else frame
+
+
+def _unreadable(path: Path, kind: str, error: Exception, offset: int = 0) -> Problem:
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    where = f" after row {offset}" if offset else ""
+    return Problem(None, None, None, f"cannot read {path.name} as {kind}{where}: {detail}")
+
+
+def _python(value: object) -> object:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _missing(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _show(value: object) -> str:
+    if _missing(value):
+        return "an empty value"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+_BLOCK_TITLES = {
+    "identification": ("Identification (never features)", ""),
+    "demographics": ("Demographics", ""),
+    "pain_history": ("Pain history", ""),
+    "dn4_interview": ("Symptom descriptors: DN4 interview items", ""),
+    "descriptors": ("Other symptom descriptors", ""),
+    "paindetect": (
+        "painDETECT severity block (optional)",
+        "Sites that use painDETECT fill this block; sites that use DN4 leave it empty, and the reverse."
+        " Both can be present.",
+    ),
+    "examination": ("Bedside examination", "Empty = not examined."),
+    "tests": ("Diagnostic tests", "Empty = test not done."),
+    "comorbidities": ("Comorbidities and history", ""),
+}
+
+_TYPE_WORDS = {"id": "text", "binary": "binary", "integer": "integer", "number": "number", "category": "category"}
+
+_MD_INTRO = """\
+# The patient record
+
+<!-- Generated from src/painml/columns.py by `python -m painml.schema > data/README.md`; edit the table there, not this file. -->
+
+One row is one patient's assessment of one chronic pain complaint. Every entry
+point (training files, the simulator's output, batch files, CLI and HTTP
+requests) accepts this record and checks it with `painml.schema`;
+`painml validate FILE` checks a file by hand and lists every problem in it.
+
+## Conventions
+
+- Files are CSV (comma-separated, UTF-8, one header row) or Parquet; HTTP
+  requests send the same columns as JSON records.
+- Column names are snake_case, as below.
+- Binary findings are `true`/`false`; `1`/`0`, `yes`/`no`, `t`/`f` and `y`/`n`
+  are accepted too, in any case.
+- Integers are whole numbers (`3` and `3.0`, not `3.5`); integers and numbers
+  lie in the range shown.
+- Categories take one of the values listed, in any case; they are stored in
+  lower case.
+- An empty cell means "not recorded / not examined / test not done" (CSV also
+  reads `NA`, `N/A`, `null` and `nan` as empty). Missing is normal in clinical
+  data and never an error: a column left out entirely is treated as missing in
+  every row, and a notice names it.
+- `patient_id` and `site` are carried through to outputs but are never model
+  features. A `patient_id` never appears in logs, MLflow runs or artifacts;
+  site names appear only in per-site aggregate metrics.
+- Unknown extra columns are carried through untouched in batch files and
+  rejected in HTTP requests; they are never used as features.
+- Problems are reported all at once, each with its row (the first data row is
+  row 1, the header is not counted), column, value and what was expected.
+"""
+
+_MD_TRUTH = f"""\
+## Simulator-only columns (never inputs)
+
+A simulated cohort carries its ground truth in columns prefixed with
+`{TRUE_PREFIX}`. Loading any input removes every `{TRUE_PREFIX}` column from the
+record and keeps them aside (`Records.truth`), so evaluation can compare a
+model with the generating model while no feature can see them.
+"""
+_TRUTH_COLUMNS = [
+    (
+        "true_condition",
+        "text",
+        "the underlying condition, e.g. painful_diabetic_neuropathy, postherpetic_neuralgia,"
+        " lumbar_radiculopathy, knee_osteoarthritis",
+    ),
+    ("true_pain_type", "category", "the label before label noise"),
+    ("true_severity", "category", "how plainly the condition shows in the record: borderline, typical, marked"),
+    *(
+        (
+            f"true_p_{c}",
+            "number, 0-1",
+            f"exact posterior probability that the recorded label is {c}, given everything recorded"
+            " (the Bayes ceiling for any classifier)",
+        )
+        for c in DEFAULT_CLASSES
+    ),
+]
+
+
+def _md_table(columns: Sequence[Column]) -> str:
+    lines = ["| column | type | allowed | meaning |", "|---|---|---|---|"]
+    for column in columns:
+        cells = (column.name, _TYPE_WORDS[column.kind], _md_allowed(column), column.meaning)
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _md_allowed(column: Column) -> str:
+    if column.kind == "binary":
+        return "true, false"
+    if column.kind == "category":
+        return ", ".join(column.allowed)
+    if column.low is not None and column.high is not None:
+        return f"{column.low:g}-{column.high:g}"
+    if column.low is not None:
+        return f">= {column.low:g}"
+    if column.high is not None:
+        return f"<= {column.high:g}"
+    return "any"
+
+
+if __name__ == "__main__":
+    print(schema_markdown(), end="")
