@@ -342,7 +342,8 @@ def write_cohort(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write CSV or Parquet by extension, atomically (no half-written file on failure).
 
     pyarrow writes booleans as true/false and missing values as empty cells,
-    as the record contract asks, and is an order of magnitude faster than
+    as the record contract asks (simulated values never need quoting), and is
+    an order of magnitude faster than
     ``DataFrame.to_csv`` on a million rows.
     """
     path = Path(path)
@@ -357,7 +358,7 @@ def write_cohort(frame: pd.DataFrame, path: str | Path) -> Path:
         if suffix == ".csv":
             with pa.OSFile(tmp, "wb") as sink:
                 sink.write((",".join(frame.columns) + "\n").encode())
-                pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
+                pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False, quoting_style="none"))
         else:
             pq.write_table(table, tmp)
         os.replace(tmp, path)
