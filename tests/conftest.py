@@ -1,0 +1,87 @@
+"""Shared fixtures. Add new ones below, each with a docstring saying what it isolates."""
+
+from __future__ import annotations
+
+import os
+
+# Before anything imports pyplot: tests never open windows.
+os.environ.setdefault("MPLBACKEND", "Agg")
+# Tests must not report usage to MLflow's telemetry endpoint.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from painml import tracking
+
+_MLFLOW_EXPERIMENT_ENV = ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
+
+
+@pytest.fixture(scope="session")
+def mlflow_template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated, empty MLflow SQLite database per session.
+
+    Migrating a new store takes several seconds; copying the result takes
+    milliseconds. It is built from inside its own directory so that nothing
+    MLflow resolves against the working directory points into the repository.
+    """
+    from mlflow import MlflowClient
+
+    directory = tmp_path_factory.mktemp("mlflow-template")
+    path = directory / "template.db"
+    uri = "sqlite:///" + path.as_posix()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(directory)
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client.search_experiments()
+        client.search_registered_models()
+    return path
+
+
+@pytest.fixture
+def mlflow_store(mlflow_template_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A private MLflow store in ``tmp_path`` (the test's working directory); yields its URI.
+
+    Tracking and registry URIs point at ``tmp_path/mlflow.db`` for the test and
+    MLflow's global state (active run, active experiment, URIs) is put back
+    afterwards, so no test sees another's runs or writes into the repository.
+    """
+    import mlflow
+    import mlflow.tracking._model_registry.utils as registry_utils
+    import mlflow.tracking._tracking_service.utils as tracking_utils
+    import mlflow.tracking.fluent as fluent
+
+    db = tmp_path / tracking.DEFAULT_DB
+    shutil.copy(mlflow_template_db, db)
+    # The Default experiment (id 0) keeps the artifact location it got in the template.
+    with sqlite3.connect(db) as connection:
+        connection.execute(
+            "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+            ((tmp_path / tracking.DEFAULT_ARTIFACTS / "0").as_uri(),),
+        )
+    connection.close()
+
+    uri = "sqlite:///" + db.as_posix()
+    previous_tracking_uri = tracking_utils._tracking_uri
+    previous_registry_uri = registry_utils._registry_uri
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
+    for name in _MLFLOW_EXPERIMENT_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(fluent, "_active_experiment_id", None)
+    tracking.use_store(uri)
+    try:
+        yield uri
+    finally:
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
+        mlflow.set_tracking_uri(previous_tracking_uri)
+        mlflow.set_registry_uri(previous_registry_uri)
+        # set_experiment exports these; monkeypatch then restores any prior values.
+        for name in _MLFLOW_EXPERIMENT_ENV:
+            os.environ.pop(name, None)
