@@ -91,6 +91,78 @@ def validate(
     raise typer.Exit(validate_file(file, require_label=require_label))
 
 
+ConfigOption = Annotated[Path, typer.Option("--config", help="Training config (YAML).")]
+TrackingOption = Annotated[
+    str | None,
+    typer.Option("--tracking-uri", help="MLflow tracking URI; else $MLFLOW_TRACKING_URI, else ./mlflow.db."),
+]
+
+
+@app.command()
+def train(
+    config: ConfigOption = Path("configs/default.yaml"),
+    data: Annotated[Path | None, typer.Option("--data", help="Train on this CSV/Parquet file instead.")] = None,
+    tracking_uri: TrackingOption = None,
+    experiment: Annotated[str | None, typer.Option("--experiment", help="MLflow experiment name.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, help="Training seed (splits, models).")] = None,
+    promote: Annotated[bool, typer.Option("--promote", help="Then promote the new version if it wins.")] = False,
+) -> None:
+    """Train every model family of a config, log the run to MLflow and register the winner."""
+    from painml.config import ConfigError, load_config
+    from painml.schema import SchemaError
+    from painml.train import run_training
+
+    try:
+        cfg = load_config(config).with_overrides(data_path=data, seed=seed, experiment=experiment)
+    except ConfigError as error:
+        err.print(f"[red]invalid configuration[/]\n{error}")
+        raise typer.Exit(2) from None
+    try:
+        result = run_training(cfg, tracking_uri=tracking_uri, promote_now=promote, console=console)
+    except SchemaError as error:
+        err.print(f"[red]the training data is not valid[/]\n{error.report()}")
+        raise typer.Exit(1) from None
+    _print_result(result, cfg)
+
+
+def _print_result(result, cfg) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Test set: models, the exact-posterior ceiling and the screening tools ({cfg.name})")
+    table.add_column("model")
+    for col in result.comparison.columns:
+        table.add_column(col.replace("_", " "), justify="right")
+    for name, row in result.comparison.iterrows():
+        style = "bold green" if name == result.winner else None
+        table.add_row(name, *[("" if v != v else f"{v:.3f}") for v in row], style=style)
+    console.print(table)
+    for family, r in result.families.items():
+        gap = ""
+        if result.oracle:
+            gap = (f"; gap to ceiling: log-loss +{r.metrics['test_log_loss'] / result.oracle['oracle_log_loss'] - 1:.1%}"
+                   f", macro-F1 {r.metrics['test_macro_f1'] - result.oracle['oracle_macro_f1']:+.3f}")
+        console.print(f"{family}: fitted in {r.fit_seconds:.1f} s; conformal {cfg.conformal_confidence:.0%} sets "
+                      f"cover {r.metrics['test_conformal_coverage']:.1%} of test patients{gap}")
+    console.print(f"MLflow run {result.run_id}; winner by {cfg.tracking.primary_metric}: [bold]{result.winner}[/]")
+    if result.registered_version:
+        console.print(f"registered {cfg.tracking.registered_model} version {result.registered_version} "
+                      "with alias 'candidate'")
+    if result.promotion:
+        console.print(result.promotion)
+
+
+@app.command()
+def promote(
+    name: Annotated[str, typer.Option("--name", help="Registered model name.")] = "painml-pain-type",
+    version: Annotated[str | None, typer.Option("--version", help="Version to promote; default: the candidate.")] = None,
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """Make the candidate the champion if it beats the champion on the same evaluation."""
+    from painml.train import promote as run_promotion
+
+    console.print(run_promotion(name, tracking_uri=tracking_uri, version=version))
+
+
 @app.command()
 def quickstart(
     n: Annotated[int, typer.Option("--n", min=1000, help="Cohort size for the realism check.")] = 40_000,
