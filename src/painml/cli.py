@@ -18,7 +18,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+console = Console(width=max(Console().width, 120))
 err = Console(stderr=True)
 
 PresetOption = Annotated[str, typer.Option("--preset", help=f"Case mix: {', '.join(PRESETS)}.")]
@@ -128,20 +128,30 @@ def train(
 def _print_result(result, cfg) -> None:
     from rich.table import Table
 
-    table = Table(title=f"Test set: models, the exact-posterior ceiling and the screening tools ({cfg.name})")
+    def numbers(value) -> str:
+        return "" if value != value else f"{value:.3f}"
+
+    table = Table(title=f"Test set, three classes ({cfg.name}): models, the exact-posterior ceiling, painDETECT bands")
     table.add_column("model")
     for col in result.comparison.columns:
         table.add_column(col.replace("_", " "), justify="right")
     for name, row in result.comparison.iterrows():
-        style = "bold green" if name == result.winner else None
-        table.add_row(name, *[("" if v != v else f"{v:.3f}") for v in row], style=style)
+        table.add_row(name, *map(numbers, row), style="bold green" if name == result.winner else None)
+    console.print(table)
+    tools = result.baselines[result.baselines["question"] != "3 classes"]
+    table = Table(title="Screening tools on the same rows: is a neuropathic component present?")
+    for col in ("tool", "coverage", "sensitivity", "specificity", "balanced accuracy", "AUROC"):
+        table.add_column(col, justify="left" if col == "tool" else "right")
+    for _, b in tools.iterrows():
+        table.add_row(b["baseline"], f"{b['coverage']:.0%}", *map(numbers, b[["sensitivity", "specificity",
+                                                                           "balanced_accuracy", "auroc"]]))
     console.print(table)
     for family, r in result.families.items():
         gap = ""
         if result.oracle:
             gap = (f"; gap to ceiling: log-loss +{r.metrics['test_log_loss'] / result.oracle['oracle_log_loss'] - 1:.1%}"
                    f", macro-F1 {r.metrics['test_macro_f1'] - result.oracle['oracle_macro_f1']:+.3f}")
-        console.print(f"{family}: fitted in {r.fit_seconds:.1f} s; conformal {cfg.conformal_confidence:.0%} sets "
+        console.print(f"{family}: fitted in {r.fit_seconds:.1f} s; {cfg.conformal_confidence:.0%} conformal sets "
                       f"cover {r.metrics['test_conformal_coverage']:.1%} of test patients{gap}")
     console.print(f"MLflow run {result.run_id}; winner by {cfg.tracking.primary_metric}: [bold]{result.winner}[/]")
     if result.registered_version:

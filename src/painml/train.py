@@ -10,9 +10,11 @@ exact posterior.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,8 +130,12 @@ def fit_family(model_cfg, cfg: TrainConfig, X: pd.DataFrame, y: np.ndarray, rows
         Xf = features.fit_transform(X.iloc[fit_rows])
         Xv = features.transform(X.iloc[val_rows])
         probe = make_classifier(model_cfg, cfg.class_weight, cfg.seed)
-        probe.fit(Xf, y[fit_rows], eval_set=[(Xv, y[val_rows])],
-                  callbacks=[lightgbm.early_stopping(model_cfg.early_stopping_rounds, verbose=False)])
+        with warnings.catch_warnings():
+            # eval_X/eval_y, the replacement, does not encode string labels in LightGBM 4.7
+            warnings.simplefilter("ignore", category=FutureWarning)
+            warnings.filterwarnings("ignore", message=".*'eval_set' is deprecated")
+            probe.fit(Xf, y[fit_rows], eval_set=[(Xv, y[val_rows])],
+                      callbacks=[lightgbm.early_stopping(model_cfg.early_stopping_rounds, verbose=False)])
         classifier.set_params(n_estimators=max(1, probe.best_iteration_ or model_cfg.n_estimators))
         classifier.fit(Xf, y[fit_rows])
     else:
@@ -199,8 +205,13 @@ def run_training(
     log_models: bool = True,
 ) -> TrainResult:
     """Train every family of the config, log one MLflow run, register the winner as ``candidate``."""
+    import logging
+
     import mlflow
     from rich.console import Console
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     console = console or Console()
@@ -247,13 +258,13 @@ def run_training(
 
         stage("logging the run to MLflow")
         with mlflow.start_run(experiment_id=experiment_id, run_name=cfg.name) as run:
-            _log_run(mlflow, cfg, data, rows, results, oracle, baselines, comparison, winner, log_models)
+            model_uris = _log_run(mlflow, cfg, data, rows, results, oracle, baselines, comparison, winner, log_models)
             run_id = run.info.run_id
         progress.advance(task)
         version = promotion = None
         if log_models:
             stage(f"registering {winner} as {cfg.tracking.registered_model}")
-            version = tracking.register_version(f"runs:/{run_id}/{winner}", cfg.tracking.registered_model,
+            version = tracking.register_version(model_uris[winner], cfg.tracking.registered_model,
                                                 tags={"family": winner, "config": cfg.name})
             champion = tracking.get_alias_version(cfg.tracking.registered_model, tracking.CHAMPION)
             if champion is None or promote_now:
@@ -263,21 +274,19 @@ def run_training(
 
 
 def comparison_table(results: dict[str, FamilyResult], oracle: dict[str, float], baselines: pd.DataFrame) -> pd.DataFrame:
-    """Models, the exact-posterior ceiling and the 3-class screening rule on the same test rows."""
+    """Three-class view on the same test rows: each model, the exact-posterior ceiling, painDETECT bands."""
     keys = ["macro_f1", "balanced_accuracy", "accuracy", "log_loss", "brier", "ece", "auroc_neuropathic"]
-    rows = []
-    for family, r in results.items():
-        rows.append({"model": family, **{k: r.metrics.get(f"test_{k}", np.nan) for k in keys}})
+    rows = [{"model": family, **{k: r.metrics.get(f"test_{k}", np.nan) for k in keys}} for family, r in results.items()]
     if oracle:
         rows.append({"model": "exact posterior (ceiling)", **{k: oracle.get(f"oracle_{k}", np.nan) for k in keys}})
-    for _, b in baselines.iterrows():
-        rows.append({"model": b["baseline"] + (" (3 classes)" if b["question"] == "3 classes" else " (component)"),
-                     "macro_f1": b.get("macro_f1", np.nan), "balanced_accuracy": b["balanced_accuracy"],
-                     "accuracy": b.get("accuracy", np.nan), "auroc_neuropathic": b.get("auroc", np.nan)})
-    return pd.DataFrame(rows).set_index("model")
+    for _, b in baselines[baselines["question"] == "3 classes"].iterrows():
+        rows.append({"model": b["baseline"], "macro_f1": b["macro_f1"], "balanced_accuracy": b["balanced_accuracy"],
+                     "accuracy": b["accuracy"]})
+    return pd.DataFrame(rows, columns=["model", *keys]).set_index("model")
 
 
-def _log_run(mlflow, cfg, data, rows, results, oracle, baselines, comparison, winner, log_models) -> None:
+def _log_run(mlflow, cfg, data, rows, results, oracle, baselines, comparison, winner, log_models) -> dict[str, str]:
+    """Log params, lineage, metrics, tables, figures and models; return each family's model URI."""
     import yaml
 
     git = tracking.git_state()
@@ -315,12 +324,13 @@ def _log_run(mlflow, cfg, data, rows, results, oracle, baselines, comparison, wi
             ):
                 fig.savefig(out / f"{kind}_{family}.png", dpi=110, bbox_inches="tight")
         mlflow.log_artifacts(str(out))
-        if log_models:
-            for family, r in results.items():
-                log_model(mlflow, r.bundle, family, data, out / f"bundle_{family}")
+        if not log_models:
+            return {}
+        return {family: log_model(mlflow, r.bundle, family, out / f"bundle_{family}").model_uri
+                for family, r in results.items()}
 
 
-def log_model(mlflow, bundle: ModelBundle, name: str, data: Dataset, folder: Path):
+def log_model(mlflow, bundle: ModelBundle, name: str, folder: Path):
     """Log a bundle as a models-from-code pyfunc with a signature and a synthetic input example."""
     from mlflow.models import ModelSignature, infer_signature
     from mlflow.types import ColSpec, Schema

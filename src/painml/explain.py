@@ -1,0 +1,535 @@
+"""Why the model decides as it does: SHAP values in the clinician's vocabulary.
+
+What is explained, exactly. Both families produce one raw score per class
+(LightGBM's raw margin, the logistic model's decision function) and the
+bundle's temperature calibration turns them into probabilities as
+``p = softmax(beta * raw)``. Every value here is scaled by ``beta``
+(:attr:`painml.bundle.ModelBundle.temperature_factor`), so for each row and
+class ``k``::
+
+    base_values[k] + values[:, k].sum() == beta * raw_k   (the calibrated logit of k)
+    softmax(base_values + values.sum(axis=features)) == the calibrated probabilities
+
+The calibrated logit of a class is its log-odds up to one constant per row
+(the same for every class), so the difference of two classes' totals is
+exactly ``log(p_k / p_l)``. Values are therefore "log-odds of <class>" and the
+plots say so. When the bundle is calibrated by something other than
+temperature, the uncalibrated model's log-odds are explained and
+:attr:`RawExplanation.scale` says so.
+
+- Boosted model: exact TreeSHAP on the encoded matrix, via LightGBM's native
+  ``pred_contrib`` (the same numbers as ``shap.TreeExplainer``, which calls it
+  for LightGBM; :func:`tree_explainer_values` is kept to check that).
+- Logistic model: exact linear SHAP, ``coef[k, j] * (x_j - mean_j)`` with the
+  training mean of each encoded column as background. Every encoded column of
+  the logistic pipeline ends in a ``StandardScaler`` fitted on the training
+  rows, so that mean is 0; a bundle may also carry explicit means under the
+  metadata key :data:`FEATURE_MEANS_KEY`.
+
+:func:`fold` sums encoded columns (one-hot levels, missing-value indicators)
+back to the record column they came from, using the encoders' fitted state
+(:func:`painml.features.feature_sources`); screening scores stay as their own
+features. :func:`top_reasons` is the fast path the predictor uses.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from painml import screening
+from painml.bundle import ModelBundle
+from painml.columns import BY_NAME, FEATURE_COLUMNS
+from painml.features import feature_sources
+
+__all__ = [
+    "Explanation",
+    "RawExplanation",
+    "Reason",
+    "display_name",
+    "display_value",
+    "explain",
+    "fold",
+    "shap_values",
+    "top_reasons",
+]
+
+FEATURE_MEANS_KEY = "feature_means"
+"""Optional bundle metadata: {encoded feature: training mean}, the logistic model's background."""
+
+TOWARDS, AWAY = "towards", "away from"
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, eq=False)
+class RawExplanation:
+    """SHAP values of the encoded features (what the model itself sees).
+
+    ``values`` (rows, encoded features, classes) and ``base_values`` (rows,
+    classes) are in calibrated log-odds, classes in ``classes`` order (the
+    bundle's label order, not the estimator's alphabetical one).
+    """
+
+    values: np.ndarray
+    base_values: np.ndarray
+    feature_names: list[str]
+    data: pd.DataFrame
+    classes: list[str]
+    scale: str
+
+    @property
+    def logits(self) -> np.ndarray:
+        """Base plus contributions: (rows, classes), the calibrated logit of each class."""
+        return self.base_values + self.values.sum(axis=1)
+
+    @property
+    def proba(self) -> np.ndarray:
+        return _softmax(self.logits)
+
+
+@dataclass(frozen=True, eq=False)
+class Explanation:
+    """SHAP values folded back to the record's columns and the screening scores.
+
+    ``data`` holds each feature's recorded value (text for categories, NaN
+    when missing) on the input's index; ``labels()`` gives readable
+    "name: value" strings. Totals are those of the :class:`RawExplanation`.
+    """
+
+    values: np.ndarray
+    base_values: np.ndarray
+    feature_names: list[str]
+    data: pd.DataFrame
+    classes: list[str]
+    scale: str
+
+    @property
+    def logits(self) -> np.ndarray:
+        return self.base_values + self.values.sum(axis=1)
+
+    @property
+    def proba(self) -> np.ndarray:
+        return _softmax(self.logits)
+
+    @property
+    def predicted(self) -> np.ndarray:
+        """Index of the most probable class per row."""
+        return self.logits.argmax(axis=1)
+
+    @property
+    def display_names(self) -> list[str]:
+        return [display_name(f) for f in self.feature_names]
+
+    def label(self, row: int, feature: str) -> str:
+        return reason_label(feature, self.data[feature].iloc[row])
+
+    def labels(self) -> np.ndarray:
+        """(rows, features) array of "name: value" strings."""
+        out = np.empty((len(self.data), len(self.feature_names)), dtype=object)
+        for j, f in enumerate(self.feature_names):
+            name = display_name(f)
+            out[:, j] = [f"{name}: {display_value(f, v)}" for v in self.data[f].to_numpy()]
+        return out
+
+    def for_class(self, k: int | str):
+        """A ``shap.Explanation`` for one class (values (rows, features)), for shap's own plots."""
+        import shap
+
+        k = self.classes.index(k) if isinstance(k, str) else k
+        return shap.Explanation(
+            values=self.values[:, :, k],
+            base_values=self.base_values[:, k],
+            data=numeric_data(self),
+            feature_names=self.display_names,
+            output_names=[f"log-odds of {self.classes[k]}"],
+        )
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One reason behind one row's prediction for one class.
+
+    ``size`` is the feature's SHAP value in calibrated log-odds of
+    ``class_name``: positive pushes the probability of that class up
+    (``direction == "towards"``), negative pushes it down ("away from").
+    """
+
+    feature: str
+    label: str
+    value: Any
+    direction: str
+    class_name: str
+    size: float
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.direction} {self.class_name}, {self.size:+.2f} log-odds)"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- SHAP values
+
+
+def shap_values(bundle: ModelBundle, features: pd.DataFrame) -> RawExplanation:
+    """Exact SHAP values of the encoded features in calibrated log-odds, for every class."""
+    pipeline = bundle.pipeline
+    transformer, model = pipeline.named_steps["features"], pipeline.named_steps["model"]
+    encoded = transformer.transform(_inputs(transformer, features))
+    names = [str(c) for c in encoded.columns]
+    matrix = encoded.to_numpy(dtype=np.float64)
+    family = bundle.metadata.get("family") or ("gbm" if hasattr(model, "booster_") else "logistic")
+    if family == "gbm":
+        values, base = _tree_values(model, matrix)
+    elif family == "logistic":
+        values, base = _linear_values(bundle, transformer, model, matrix, names)
+    else:
+        raise ValueError(f"cannot explain model family {family!r}")
+    model_classes = [str(c) for c in model.classes_]
+    missing = [c for c in bundle.classes if c not in model_classes]
+    if missing:
+        raise ValueError(f"the model does not know the classes {missing}")
+    order = [model_classes.index(c) for c in bundle.classes]
+    values, base = values[:, :, order], base[:, order]
+    beta = bundle.temperature_factor
+    if beta is None:
+        warnings.warn("the bundle is not calibrated by temperature: explaining the uncalibrated model's log-odds",
+                      UserWarning, stacklevel=2)
+        scale = "uncalibrated model log-odds"
+    else:
+        values, base = values * beta, base * beta
+        scale = "calibrated log-odds"
+    return RawExplanation(values, base, names, encoded, list(bundle.classes), scale)
+
+
+def _inputs(transformer, features: pd.DataFrame) -> pd.DataFrame:
+    names = getattr(transformer, "feature_names_in_", None)
+    if names is None:
+        return features
+    absent = [c for c in names if c not in features.columns]
+    if absent:
+        raise ValueError(f"the features lack the model's input columns {absent}")
+    return features.loc[:, list(names)]
+
+
+def _tree_values(model, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """LightGBM's exact TreeSHAP: (rows, features, classes) and (rows, classes), raw margins."""
+    booster = model.booster_
+    n, m = matrix.shape
+    contrib = np.asarray(booster.predict(matrix, pred_contrib=True, validate_features=False))
+    if contrib.shape[1] == m + 1:  # binary objective: one margin x for classes_[1]
+        # predict_proba = (1 - s(x), s(x)); its log-ratio is x, so (-x/2, x/2) are its logits
+        half = contrib / 2.0
+        contrib = np.stack([-half, half], axis=1)
+    else:
+        contrib = contrib.reshape(n, -1, m + 1)
+    values = contrib[:, :, :m].transpose(0, 2, 1)
+    return np.ascontiguousarray(values), contrib[:, :, m]
+
+
+def tree_explainer_values(bundle: ModelBundle, features: pd.DataFrame) -> np.ndarray:
+    """``shap.TreeExplainer`` on the encoded matrix, in calibrated log-odds and bundle class order.
+
+    Used to check that :func:`shap_values` (native ``pred_contrib``) is
+    shap's own TreeSHAP; returns values only (rows, encoded features, classes).
+    """
+    import shap
+
+    pipeline = bundle.pipeline
+    transformer, model = pipeline.named_steps["features"], pipeline.named_steps["model"]
+    encoded = transformer.transform(_inputs(transformer, features))
+    explainer = shap.TreeExplainer(model)
+    values = np.asarray(explainer.shap_values(encoded))
+    if values.ndim == 2:  # binary: one margin
+        values = np.stack([-values / 2, values / 2], axis=2)
+    order = [[str(c) for c in model.classes_].index(c) for c in bundle.classes]
+    return values[:, :, order] * (bundle.temperature_factor or 1.0)
+
+
+def _linear_values(bundle, transformer, model, matrix: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Exact linear SHAP: coef * (x - background mean); base = decision function at the mean."""
+    coef = np.atleast_2d(np.asarray(model.coef_, dtype=np.float64))
+    intercept = np.atleast_1d(np.asarray(model.intercept_, dtype=np.float64))
+    mean = background_mean(bundle, transformer, names, matrix)
+    centred = matrix - mean
+    values = centred[:, :, None] * coef.T[None, :, :]
+    base = np.broadcast_to(mean @ coef.T + intercept, (len(matrix), len(intercept))).copy()
+    if coef.shape[0] == 1:  # binary: decision x for classes_[1]
+        # the temperature calibrator reads a 1-D decision x as logits (-x, x); the bare model's are (-x/2, x/2)
+        temperature = hasattr(bundle.estimator, "calibrated_classifiers_") and bundle.temperature_factor is not None
+        w = 1.0 if temperature else 0.5
+        values = np.concatenate([-w * values, w * values], axis=2)
+        base = np.concatenate([-w * base, w * base], axis=1)
+    return values, base
+
+
+def background_mean(bundle: ModelBundle, transformer, names: list[str], matrix: np.ndarray) -> np.ndarray:
+    """Training mean of each encoded column: metadata, else 0 for standardised columns.
+
+    Falls back to the explained rows' own mean (with a warning) for any column
+    that is neither stored nor the output of a centring ``StandardScaler``.
+    """
+    stored: Mapping[str, float] = bundle.metadata.get(FEATURE_MEANS_KEY) or {}
+    centred = _standardised_outputs(transformer)
+    mean = np.zeros(len(names))
+    unknown = []
+    for j, name in enumerate(names):
+        if name in stored:
+            mean[j] = float(stored[name])
+        elif name not in centred:
+            unknown.append(j)
+    if unknown:
+        warnings.warn(f"no training mean known for {len(unknown)} encoded columns; using the explained rows' mean "
+                      f"(store metadata[{FEATURE_MEANS_KEY!r}] at training time to fix this)",
+                      UserWarning, stacklevel=3)
+        mean[unknown] = matrix[:, unknown].mean(axis=0)
+    return mean
+
+
+def _standardised_outputs(transformer) -> set[str]:
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    out: set[str] = set()
+    for name, step, cols in transformer.transformers_:
+        last = step.steps[-1][1] if isinstance(step, Pipeline) else step
+        if isinstance(last, StandardScaler) and last.with_mean:
+            out.update(str(c) for c in transformer.named_transformers_[name].get_feature_names_out(cols))
+    return out
+
+
+# --------------------------------------------------------------------------- folding
+
+
+def fold(raw: RawExplanation, sources: Mapping[str, str], records: pd.DataFrame | None = None) -> Explanation:
+    """Sum encoded columns into the record column or screening score they came from.
+
+    ``sources`` maps every encoded name to its origin (from
+    :func:`painml.features.feature_sources`). Folded features are in schema
+    order, then screening scores. ``records`` supplies the recorded values for
+    the labels (the frame that was explained; when None they are not shown).
+    """
+    absent = [n for n in raw.feature_names if n not in sources]
+    if absent:
+        raise ValueError(f"no source known for the encoded columns {absent}")
+    origins = set(sources[n] for n in raw.feature_names)
+    folded = [c for c in (*FEATURE_COLUMNS, *screening.SCORE_NAMES) if c in origins]
+    folded += sorted(origins - set(folded))
+    matrix = _fold_matrix(raw.feature_names, sources, folded)
+    values = np.einsum("rec,ef->rfc", raw.values, matrix, optimize=True)
+    data = display_data(folded, records, raw.data.index)
+    return Explanation(values, raw.base_values, folded, data, raw.classes, raw.scale)
+
+
+def _fold_matrix(encoded: Sequence[str], sources: Mapping[str, str], folded: Sequence[str]) -> np.ndarray:
+    position = {f: i for i, f in enumerate(folded)}
+    matrix = np.zeros((len(encoded), len(folded)))
+    for e, name in enumerate(encoded):
+        matrix[e, position[sources[name]]] = 1.0
+    return matrix
+
+
+def display_data(folded: Sequence[str], records: pd.DataFrame | None, index: pd.Index) -> pd.DataFrame:
+    """The recorded value of each folded feature (scores computed from the record)."""
+    if records is None:
+        return pd.DataFrame({f: np.full(len(index), np.nan) for f in folded}, index=index)
+    scores = [f for f in folded if f in screening.SCORE_NAMES]
+    computed = screening.compute_scores(records, scores) if scores else pd.DataFrame(index=records.index)
+    out = {}
+    for f in folded:
+        if f in computed.columns:
+            out[f] = computed[f].to_numpy()
+        elif f in records.columns:
+            out[f] = records[f].to_numpy()
+        else:
+            out[f] = np.full(len(records), np.nan)
+    return pd.DataFrame(out, index=records.index)
+
+
+def explain(bundle: ModelBundle, features: pd.DataFrame, frame: pd.DataFrame | None = None) -> Explanation:
+    """SHAP values folded to the record's columns, with the recorded values for labels."""
+    raw = shap_values(bundle, features)
+    return fold(raw, feature_sources(bundle.pipeline.named_steps["features"]), features if frame is None else frame)
+
+
+# --------------------------------------------------------------------------- reasons
+
+
+def top_reasons(
+    bundle: ModelBundle,
+    features: pd.DataFrame,
+    frame: pd.DataFrame | None = None,
+    k: int = 3,
+    class_index: int | str | Sequence[int] | np.ndarray | None = None,
+) -> list[list[Reason]]:
+    """The ``k`` largest contributions per row, for the predicted class by default.
+
+    ``features`` are the record's feature columns (``Records.features``);
+    ``frame`` the record frame to read displayed values from (defaults to
+    ``features``). ``class_index``: one class for every row (position in
+    ``bundle.classes`` or its name), or one position per row; None explains
+    each row's most probable class. Reasons are ordered by absolute size.
+    """
+    raw = shap_values(bundle, features)
+    transformer = bundle.pipeline.named_steps["features"]
+    sources = feature_sources(transformer)
+    origins = set(sources[n] for n in raw.feature_names)
+    folded = [c for c in (*FEATURE_COLUMNS, *screening.SCORE_NAMES) if c in origins]
+    folded += sorted(origins - set(folded))
+    n = len(features)
+    rows = np.arange(n)
+    targets = _targets(class_index, raw, bundle.classes)
+    # only the explained class is folded: (rows, encoded) @ (encoded, folded)
+    chosen = raw.values[rows, :, targets]
+    values = chosen @ _fold_matrix(raw.feature_names, sources, folded)
+    k = max(0, min(int(k), len(folded)))
+    if k == 0 or n == 0:
+        return [[] for _ in range(n)]
+    top = np.argpartition(-np.abs(values), k - 1, axis=1)[:, :k]
+    top_sizes = np.take_along_axis(values, top, axis=1)
+    order = np.argsort(-np.abs(top_sizes), axis=1, kind="stable")
+    top, top_sizes = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_sizes, order, axis=1)
+    source = features if frame is None else frame
+    needed = sorted(set(top.ravel().tolist()))
+    shown = display_data([folded[j] for j in needed], source, features.index)
+    columns = {j: shown[folded[j]].to_numpy() for j in needed}
+    out: list[list[Reason]] = []
+    for r in range(n):
+        cls = bundle.classes[targets[r]]
+        reasons = []
+        for j, size in zip(top[r], top_sizes[r]):
+            feature = folded[j]
+            value = _plain(columns[j][r])
+            reasons.append(Reason(feature, reason_label(feature, value), value,
+                                  TOWARDS if size >= 0 else AWAY, cls, float(size)))
+        out.append(reasons)
+    return out
+
+
+def _targets(class_index, raw: RawExplanation, classes: Sequence[str]) -> np.ndarray:
+    n = raw.values.shape[0]
+    if class_index is None:
+        return raw.logits.argmax(axis=1)
+    if isinstance(class_index, str):
+        return np.full(n, list(classes).index(class_index))
+    if np.ndim(class_index) == 0:
+        return np.full(n, int(class_index))
+    targets = np.asarray(class_index, dtype=int)
+    if targets.shape != (n,):
+        raise ValueError(f"class_index has {targets.shape} entries for {n} rows")
+    return targets
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly value: None for missing, Python scalars otherwise."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+        if isinstance(value, float) and math.isnan(value):
+            return None
+    return value
+
+
+# --------------------------------------------------------------------------- vocabulary
+
+_NAMES = {
+    "age": "age",
+    "pain_duration_months": "pain duration",
+    "hba1c": "HbA1c",
+    "hiv": "HIV infection",
+    "tinel_sign": "Tinel's sign",
+    "dn4": "DN4 score",
+    "dn4_interview": "DN4 interview score",
+    "paindetect": "painDETECT score",
+    "paindetect_band": "painDETECT band",
+    "lanss": "LANSS score",
+    "id_pain": "ID-Pain score",
+    "neupsig_grade": "NeuPSIG grade",
+}
+_PD_LEVELS = ("never", "hardly noticed", "slightly", "moderately", "strongly", "very strongly")
+_YES_NO_BLOCKS = ("pain_history", "comorbidities")
+_SCORE_RANGE = {"dn4": "/10", "dn4_interview": "/7"}
+
+
+def display_name(feature: str) -> str:
+    """A short readable name: "brush allodynia", "painDETECT score", "painDETECT: burning sensation"."""
+    if feature in _NAMES:
+        return _NAMES[feature]
+    if feature.startswith("pd_") and feature in BY_NAME:
+        return "painDETECT: " + BY_NAME[feature].meaning.split(" (")[0]
+    return feature.replace("_", " ")
+
+
+def display_value(feature: str, value: Any) -> str:
+    """The recorded value in words: "present", "lower limb", "23", "not recorded"."""
+    value = _plain(value)
+    column = BY_NAME.get(feature)
+    if value is None:
+        if column is not None and column.block == "tests":
+            return "not done"
+        if column is None:
+            return "not available (items missing)"
+        return "not recorded"
+    if feature == "paindetect_band":
+        return screening.PAINDETECT_BANDS[int(value)]
+    if feature == "neupsig_grade":
+        return screening.NEUPSIG_GRADES[int(value)]
+    if column is None:  # a screening score
+        return f"{_number(value)}{_SCORE_RANGE.get(feature, '')}"
+    if column.kind == "binary":
+        yes = bool(float(value))
+        if column.block in _YES_NO_BLOCKS:
+            return "yes" if yes else "no"
+        return "present" if yes else "absent"
+    if column.kind == "category":
+        return str(value).replace("_", " ")
+    if feature.startswith("pd_"):
+        level = int(value)
+        return f"{_PD_LEVELS[level]} ({level}/5)" if 0 <= level < len(_PD_LEVELS) else _number(value)
+    if feature == "age":
+        return f"{_number(value)} years"
+    if feature == "pain_duration_months":
+        return f"{_number(value)} months"
+    if feature == "pain_intensity":
+        return f"{_number(value)}/10"
+    if feature == "hba1c":
+        return f"{_number(value)} %"
+    return _number(value)
+
+
+def reason_label(feature: str, value: Any) -> str:
+    return f"{display_name(feature)}: {display_value(feature, value)}"
+
+
+def _number(value: Any) -> str:
+    x = float(value)
+    return str(int(x)) if x.is_integer() else f"{x:.1f}"
+
+
+def numeric_data(explanation: Explanation) -> np.ndarray:
+    """Feature values as numbers for colouring plots: categories by their allowed position, NaN kept."""
+    out = np.full(explanation.data.shape, np.nan)
+    for j, f in enumerate(explanation.feature_names):
+        column = explanation.data[f]
+        spec = BY_NAME.get(f)
+        if spec is not None and spec.kind == "category":
+            levels = {v: i for i, v in enumerate(spec.allowed)}
+            out[:, j] = [levels.get(v, np.nan) for v in column.to_numpy()]
+        else:
+            out[:, j] = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+    return out
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
