@@ -165,12 +165,13 @@ def _print_result(result, cfg) -> None:
 def promote(
     name: Annotated[str, typer.Option("--name", help="Registered model name.")] = "painml-pain-type",
     version: Annotated[str | None, typer.Option("--version", help="Version to promote; default: the candidate.")] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Labelled held-out file to compare on.")] = None,
     tracking_uri: TrackingOption = None,
 ) -> None:
     """Make the candidate the champion if it beats the champion on the same evaluation."""
     from painml.train import promote as run_promotion
 
-    console.print(run_promotion(name, tracking_uri=tracking_uri, version=version))
+    console.print(run_promotion(name, tracking_uri=tracking_uri, version=version, data_path=data))
 
 
 @app.command()

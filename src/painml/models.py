@@ -17,8 +17,12 @@ from painml.config import GbmConfig, LogisticConfig
 ModelConfig = GbmConfig | LogisticConfig
 
 
-def make_classifier(model: ModelConfig, class_weight: str, seed: int, n_jobs: int = 2):
-    """An unfitted classifier for one family; deterministic for a given seed."""
+def make_classifier(model: ModelConfig, class_weight: str, seed: int):
+    """An unfitted classifier for one family; deterministic for a given seed.
+
+    LightGBM's thread count is left to OpenMP (``OMP_NUM_THREADS``): two
+    threads on a busy two-core machine can be a hundred times slower than one.
+    """
     weight = "balanced" if class_weight == "balanced" else None
     if isinstance(model, GbmConfig):
         return LGBMClassifier(
@@ -31,7 +35,6 @@ def make_classifier(model: ModelConfig, class_weight: str, seed: int, n_jobs: in
             colsample_bytree=model.colsample,
             class_weight=weight,
             random_state=seed,
-            n_jobs=n_jobs,
             deterministic=True,
             force_row_wise=True,
             verbose=-1,

@@ -326,7 +326,7 @@ def _log_run(mlflow, cfg, data, rows, results, oracle, baselines, comparison, wi
         mlflow.log_artifacts(str(out))
         if not log_models:
             return {}
-        return {family: log_model(mlflow, r.bundle, family, out / f"bundle_{family}").model_uri
+        return {family: log_model(mlflow, r.bundle, family, out / family / "bundle").model_uri
                 for family, r in results.items()}
 
 
@@ -375,12 +375,15 @@ def _requirements() -> list[str]:
                                             "pandera", "pyarrow", "mlflow")]
 
 
-def promote(name: str, *, tracking_uri: str | None = None, version: str | None = None) -> str:
+def promote(name: str, *, tracking_uri: str | None = None, version: str | None = None,
+            data_path: str | Path | None = None) -> str:
     """Move ``champion`` to the candidate only if it beats the champion on the same evaluation.
 
-    Both versions are scored on the candidate run's own test rows, rebuilt from
-    its logged config (the simulator's preset and seed, or the file, whose
-    SHA-256 must still match), with the candidate's primary metric.
+    Both versions are scored on rows neither was trained on: ``data_path``
+    when given (a labelled file), else a fresh cohort from the candidate's
+    simulator preset, else the candidate's own test rows of its training file
+    (only when the champion did not train on that file too). The metric is the
+    candidate config's primary metric.
     """
     import mlflow
 
@@ -395,24 +398,36 @@ def promote(name: str, *, tracking_uri: str | None = None, version: str | None =
         return f"version {candidate} is now champion (there was no champion yet)"
     if champion == candidate:
         return f"version {candidate} is already champion"
-    run_id = tracking.version_run_id(name, candidate)
-    cfg = _run_config(mlflow, run_id)
-    data = load_dataset(cfg)
-    if isinstance(cfg.data, FileData):
-        logged = json.loads(Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="lineage.json")).read_text())
-        if logged.get("sha256") != data.lineage["sha256"]:
-            return (f"not promoted: the candidate's training file {cfg.data.path} has changed since its run, "
-                    "so the two versions cannot be compared on the same evaluation")
-    test = split_rows(data.y, cfg)["test"]
+    cfg = _run_config(mlflow, tracking.version_run_id(name, candidate))
+    champion_cfg = _run_config(mlflow, tracking.version_run_id(name, champion))
+    if data_path is not None:
+        records = load_records(data_path, require_label=True, classes=cfg.labels)
+        where = f"{data_path} ({len(records.frame):,} rows)"
+    elif not isinstance(cfg.data, FileData):
+        from painml.simulate import simulate
+
+        n = max(5_000, int(cfg.data.n * cfg.split.test_size))
+        records = load_records(simulate(cfg.data.preset, n, cfg.data.seed + 1), require_label=True, classes=cfg.labels)
+        where = f"a fresh {cfg.data.preset} cohort of {n:,} patients (seed {cfg.data.seed + 1})"
+    else:
+        if champion_cfg.data == cfg.data and champion_cfg.model_dump(include={"seed", "split"}) != cfg.model_dump(
+                include={"seed", "split"}):
+            return ("not promoted: the champion trained on the same file with a different split, so the "
+                    "candidate's test rows are not held out for it; pass a held-out labelled file with --data")
+        data = load_dataset(cfg)
+        records = Records(data.records.frame.iloc[split_rows(data.y, cfg)["test"]],
+                          data.records.label.iloc[split_rows(data.y, cfg)["test"]])
+        where = f"the candidate's test rows of {cfg.data.path} ({len(records.frame):,} rows)"
     primary = cfg.tracking.primary_metric
+    y = records.label.to_numpy(dtype=object)
     scores = {}
     for v in (candidate, champion):
         predictor = load_predictor(f"models:/{name}/{v}")
-        proba = predictor.predict_proba(data.X.iloc[test])
-        scores[v] = evaluate.classification_metrics(data.y[test], proba, predictor.classes)[primary]
+        scores[v] = evaluate.classification_metrics(y, predictor.predict_proba(records.features),
+                                                    predictor.classes)[primary]
     wins = scores[candidate] > scores[champion] if higher_is_better(primary) else scores[candidate] < scores[champion]
-    verdict = (f"{primary} on the candidate's test rows ({len(test):,}): candidate v{candidate} "
-               f"{scores[candidate]:.4f} vs champion v{champion} {scores[champion]:.4f}")
+    verdict = (f"{primary} on {where}: candidate v{candidate} {scores[candidate]:.4f}, "
+               f"champion v{champion} {scores[champion]:.4f}")
     if wins:
         tracking.set_alias(name, tracking.CHAMPION, candidate)
         return f"promoted: version {candidate} is now champion; {verdict}"
