@@ -6,12 +6,16 @@ import os
 
 # Before anything imports pyplot: tests never open windows.
 os.environ.setdefault("MPLBACKEND", "Agg")
+# One OpenMP thread: on a busy two-core machine two threads can make LightGBM 100x slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 # Tests must not report usage to MLflow's telemetry endpoint.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import shutil
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -85,3 +89,45 @@ def mlflow_store(mlflow_template_db: Path, tmp_path: Path, monkeypatch: pytest.M
         # set_experiment exports these; monkeypatch then restores any prior values.
         for name in _MLFLOW_EXPERIMENT_ENV:
             os.environ.pop(name, None)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class TrainedStore:
+    """A store holding one training run of ``configs/smoke.yaml`` (both families, registered winner)."""
+
+    uri: str
+    directory: Path
+    config: object
+    result: object
+
+    @property
+    def model_uri(self) -> str:
+        return f"models:/{self.config.tracking.registered_model}@champion"
+
+
+@pytest.fixture(scope="session")
+def trained_store(mlflow_template_db: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainedStore:
+    """Train the smoke config once per session into its own store; read-only for the tests that share it.
+
+    Tests that use it call ``tracking.use_store(trained_store.uri)`` (or pass
+    the URI explicitly) and must not register or move aliases there.
+    """
+    import mlflow
+
+    from painml.config import load_config
+    from painml.train import run_training
+
+    directory = tmp_path_factory.mktemp("trained-store")
+    db = directory / tracking.DEFAULT_DB
+    shutil.copy(mlflow_template_db, db)
+    uri = "sqlite:///" + db.as_posix()
+    config = load_config(REPO / "configs" / "smoke.yaml")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(directory)
+        result = run_training(config, tracking_uri=uri)
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
+    return TrainedStore(uri, directory, config, result)

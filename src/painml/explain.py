@@ -640,3 +640,246 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+# --------------------------------------------------------------------------- plots
+# Built on matplotlib.figure.Figure without pyplot (as in painml.evaluate): no
+# display, no global state; every plot names the class whose log-odds it shows.
+
+MAX_DISPLAY = 15
+DEPENDENCE_FEATURES = 6
+_NEG, _POS, _MISSING = "#1f77b4", "#d62728", "#9e9e9e"
+
+
+def axis_label(class_name: str, absolute: bool = False) -> str:
+    return f"{'mean |SHAP value|' if absolute else 'SHAP value'} (log-odds of {class_name})"
+
+
+def _class_pos(explanation: Explanation, k: int | str) -> int:
+    return explanation.classes.index(k) if isinstance(k, str) else int(k)
+
+
+def mean_abs(explanation: Explanation) -> pd.DataFrame:
+    """Mean |SHAP| per feature (rows) and class (columns), largest overall first."""
+    table = pd.DataFrame(np.abs(explanation.values).mean(axis=0), index=explanation.feature_names,
+                         columns=explanation.classes)
+    return table.loc[table.sum(axis=1).sort_values(ascending=False).index]
+
+
+def _swarm(x: np.ndarray, width: float = 0.38, bins: int = 80) -> np.ndarray:
+    """Vertical offsets that stack points of similar x (shap's beeswarm layout)."""
+    if len(x) == 0:
+        return x
+    span = x.max() - x.min()
+    quant = np.round(bins * (x - x.min()) / (span if span > 0 else 1.0))
+    order = np.lexsort((np.arange(len(x)), quant))
+    offsets = np.zeros(len(x))
+    layer, last = 0, None
+    for i in order:
+        if quant[i] != last:
+            layer = 0
+        offsets[i] = np.ceil(layer / 2) * ((layer % 2) * 2 - 1)
+        layer += 1
+        last = quant[i]
+    peak = np.abs(offsets).max()
+    return offsets * (width / peak) if peak > 0 else offsets
+
+
+def _scaled_colours(values: np.ndarray) -> np.ndarray:
+    """0..1 per feature (5th-95th percentile), NaN kept."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return values
+    lo, hi = np.nanpercentile(finite, [5, 95])
+    if hi <= lo:
+        lo, hi = finite.min(), finite.max()
+    if hi <= lo:
+        return np.where(np.isfinite(values), 0.5, np.nan)
+    return np.clip((values - lo) / (hi - lo), 0, 1)
+
+
+def plot_beeswarm(explanation: Explanation, k: int | str, max_display: int = MAX_DISPLAY, title: str | None = None):
+    """One dot per patient and feature: where the feature pushed this class's log-odds."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+
+    k = _class_pos(explanation, k)
+    cls = explanation.classes[k]
+    values = explanation.values[:, :, k]
+    numbers = numeric_data(explanation)
+    order = np.argsort(-np.abs(values).mean(axis=0))[:max_display]
+    fig = Figure(figsize=(8.5, 0.42 * len(order) + 1.8), layout="constrained")
+    ax = fig.subplots()
+    cmap = colormaps["coolwarm"]
+    for row, j in enumerate(order[::-1]):
+        x = values[:, j]
+        y = row + _swarm(x)
+        c = _scaled_colours(numbers[:, j])
+        missing = ~np.isfinite(c)
+        ax.scatter(x[missing], y[missing], s=9, color=_MISSING, alpha=0.7, linewidths=0, rasterized=True)
+        ax.scatter(x[~missing], y[~missing], s=9, c=cmap(c[~missing]), alpha=0.85, linewidths=0, rasterized=True)
+    ax.axvline(0, color="#555555", linewidth=0.8)
+    names = [display_name(explanation.feature_names[j]) for j in order[::-1]]
+    ax.set_yticks(range(len(order)), names, fontsize=10)
+    ax.set_ylim(-0.6, len(order) - 0.4)
+    ax.set_xlabel(axis_label(cls) + ";  right = towards " + cls, fontsize=10)
+    ax.set_ylabel("feature (largest mean |SHAP| at the top)", fontsize=10)
+    ax.set_title(title or f"What pushes the model towards or away from {cls} ({len(values):,} patients)", fontsize=11)
+    ax.grid(axis="x", color="#eeeeee")
+    bar = fig.colorbar(ScalarMappable(Normalize(0, 1), cmap), ax=ax, ticks=[0, 1], aspect=40, pad=0.01)
+    bar.ax.set_yticklabels(["low /\nabsent", "high /\npresent"], fontsize=8)
+    bar.set_label("feature value (grey: not recorded)", fontsize=9)
+    return fig
+
+
+def plot_bar(explanation: Explanation, k: int | str, max_display: int = MAX_DISPLAY, title: str | None = None):
+    """Mean |SHAP| per feature for one class: how much each feature moves it on average."""
+    from matplotlib.figure import Figure
+
+    k = _class_pos(explanation, k)
+    cls = explanation.classes[k]
+    table = mean_abs(explanation)[cls].sort_values(ascending=False).iloc[:max_display][::-1]
+    fig = Figure(figsize=(8, 0.38 * len(table) + 1.6), layout="constrained")
+    ax = fig.subplots()
+    ax.barh(range(len(table)), table.to_numpy(), color=_POS)
+    ax.set_yticks(range(len(table)), [display_name(f) for f in table.index], fontsize=10)
+    for y, v in enumerate(table.to_numpy()):
+        ax.text(v, y, f" {v:.2f}", va="center", fontsize=8)
+    ax.set_xlabel(axis_label(cls, absolute=True), fontsize=10)
+    ax.set_ylabel("feature", fontsize=10)
+    ax.set_title(title or f"Average influence on {cls} ({explanation.values.shape[0]:,} patients)", fontsize=11)
+    ax.margins(x=0.12)
+    return fig
+
+
+def plot_class_comparison(explanation: Explanation, max_display: int = MAX_DISPLAY, title: str | None = None):
+    """Mean |SHAP| per feature, one bar per class side by side."""
+    from matplotlib.figure import Figure
+
+    table = mean_abs(explanation).iloc[:max_display][::-1]
+    n_classes = len(explanation.classes)
+    fig = Figure(figsize=(8.5, 0.55 * len(table) + 1.8), layout="constrained")
+    ax = fig.subplots()
+    height = 0.8 / n_classes
+    colours = ["#2ca02c", "#d62728", "#9467bd", "#ff7f0e", "#1f77b4", "#8c564b"]
+    for c, cls in enumerate(explanation.classes):
+        ax.barh(np.arange(len(table)) + (c - (n_classes - 1) / 2) * height, table[cls].to_numpy(), height=height,
+                label=cls, color=colours[c % len(colours)])
+    ax.set_yticks(range(len(table)), [display_name(f) for f in table.index], fontsize=10)
+    ax.set_xlabel("mean |SHAP value| (log-odds of each class: " + ", ".join(explanation.classes) + ")", fontsize=10)
+    ax.set_ylabel("feature", fontsize=10)
+    ax.set_title(title or "Which features matter for which class", fontsize=11)
+    ax.legend(title="class", loc="lower right", fontsize=9)
+    return fig
+
+
+def _categories(feature: str, shown: pd.Series) -> list[Any] | None:
+    spec = BY_NAME.get(feature)
+    if spec is not None and spec.kind == "category":
+        return list(spec.allowed)
+    if spec is not None and spec.kind == "binary":
+        return [0.0, 1.0]
+    if feature in ("paindetect_band", "neupsig_grade"):
+        levels = screening.PAINDETECT_BANDS if feature == "paindetect_band" else screening.NEUPSIG_GRADES
+        return [float(i) for i in range(len(levels))]
+    return None
+
+
+def plot_dependence(explanation: Explanation, feature: str, title: str | None = None):
+    """SHAP value against the recorded value of one feature, one panel per class."""
+    from matplotlib.figure import Figure
+
+    j = explanation.feature_names.index(feature)
+    shown = explanation.data[feature]
+    levels = _categories(feature, shown)
+    n_classes = len(explanation.classes)
+    fig = Figure(figsize=(4.2 * n_classes, 4.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, n_classes, sharey=True))
+    rng = np.random.default_rng(0)
+    raw = shown.to_numpy()
+    missing = pd.isna(shown).to_numpy()
+    if levels is not None:
+        position = {v: i for i, v in enumerate(levels)}
+        x = np.array([np.nan if m else position.get(v if isinstance(v, str) else float(v), np.nan)
+                      for v, m in zip(raw, missing)], dtype=float)
+        x = x + rng.uniform(-0.18, 0.18, len(x))
+        ticks = list(range(len(levels)))
+        labels = [display_value(feature, v) for v in levels]
+        if missing.any():
+            x[missing] = -1 + rng.uniform(-0.18, 0.18, int(missing.sum()))
+            ticks, labels = [-1, *ticks], [display_value(feature, None), *labels]
+    else:
+        x = pd.to_numeric(shown, errors="coerce").to_numpy(dtype=float)
+        finite = x[np.isfinite(x)]
+        integer = finite.size > 0 and np.allclose(finite, np.round(finite))
+        if integer:
+            x = x + rng.uniform(-0.15, 0.15, len(x))
+        ticks = labels = None
+        if missing.any() and finite.size:
+            gap = max(1.0, 0.08 * (finite.max() - finite.min()))
+            x[missing] = finite.min() - 2 * gap + rng.uniform(-gap / 3, gap / 3, int(missing.sum()))
+    for k, ax in enumerate(axes):
+        cls = explanation.classes[k]
+        y = explanation.values[:, j, k]
+        ax.scatter(x[~missing], y[~missing], s=8, alpha=0.5, color=_POS, linewidths=0, rasterized=True)
+        if missing.any():
+            ax.scatter(x[missing], y[missing], s=8, alpha=0.5, color=_MISSING, linewidths=0, rasterized=True,
+                       label=display_value(feature, None))
+        ax.axhline(0, color="#555555", linewidth=0.8)
+        if ticks is not None:
+            ax.set_xticks(ticks, labels, rotation=30 if len(ticks) > 3 else 0, ha="right" if len(ticks) > 3 else "center",
+                          fontsize=9)
+        elif missing.any():
+            ax.legend(loc="best", fontsize=8)
+        ax.set_xlabel(display_name(feature), fontsize=10)
+        ax.set_ylabel(axis_label(cls), fontsize=10)
+        ax.set_title(cls, fontsize=10)
+        ax.grid(color="#eeeeee")
+    fig.suptitle(title or f"How {display_name(feature)} moves each class ({len(raw):,} patients)", fontsize=11)
+    return fig
+
+
+def plot_waterfall(explanation: Explanation, row: int, k: int | str | None = None, max_display: int = 10,
+                   title: str | None = None):
+    """One patient: from the average patient's log-odds to this patient's, feature by feature."""
+    from matplotlib.figure import Figure
+
+    k = int(explanation.predicted[row]) if k is None else _class_pos(explanation, k)
+    cls = explanation.classes[k]
+    values = explanation.values[row, :, k]
+    base = float(explanation.base_values[row, k])
+    order = np.argsort(-np.abs(values))
+    shown, rest = order[:max_display], order[max_display:]
+    items = [(explanation.label(row, explanation.feature_names[j]), float(values[j])) for j in shown]
+    if len(rest):
+        items.append((f"{len(rest)} other features", float(values[rest].sum())))
+    items = items[::-1]
+    fig = Figure(figsize=(9, 0.42 * len(items) + 2.0), layout="constrained")
+    ax = fig.subplots()
+    start = base + sum(v for _, v in items)  # the top bar ends at f(x)
+    total = start
+    # draw from the bottom (smallest) to the top (largest): cumulative from the base
+    left = base
+    lefts = []
+    for _, v in items:
+        lefts.append(left)
+        left += v
+    for y, ((label, v), l0) in enumerate(zip(items, lefts)):
+        ax.barh(y, v, left=l0, color=_POS if v >= 0 else _NEG, height=0.7)
+        ax.text(l0 + v, y, f" {v:+.2f} " if v >= 0 else f" {v:+.2f} ", va="center",
+                ha="left" if v >= 0 else "right", fontsize=8)
+    ax.set_yticks(range(len(items)), [label for label, _ in items], fontsize=9.5)
+    ax.axvline(base, color="#555555", linestyle="--", linewidth=0.9)
+    ax.axvline(total, color="#000000", linewidth=0.9)
+    ax.set_xlabel(axis_label(cls) + ";  red = towards " + cls + ", blue = away", fontsize=10)
+    ax.set_ylabel("recorded finding", fontsize=10)
+    ax.margins(x=0.15)
+    lo, hi = ax.get_xlim()
+    ax.text(base, len(items) - 0.35, f"average patient {base:.2f}", ha="center", va="bottom", fontsize=8, color="#555555")
+    ax.text(total, -0.9, f"this patient {total:.2f}", ha="center", va="top", fontsize=8)
+    ax.set_ylim(-1.3, len(items) + 0.1)
+    p = float(explanation.proba[row, k])
+    ax.set_title(title or f"Why {cls} (probability {p:.0%})", fontsize=11)
+    return fig
