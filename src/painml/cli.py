@@ -176,10 +176,18 @@ def promote(
 
 @app.command()
 def quickstart(
+    config: ConfigOption = Path("configs/default.yaml"),
     n: Annotated[int, typer.Option("--n", min=1000, help="Cohort size for the realism check.")] = 40_000,
 ) -> None:
-    """The main job on the embedded defaults, end to end."""
-    realism(preset="pain_clinic", n=n, seed=11)
+    """The main job on the embedded defaults: realism check, training, registry."""
+    console.rule("1. Is the simulated cohort realistic?")
+    try:
+        realism(preset="pain_clinic", n=n, seed=11)
+    except typer.Exit as stop:
+        if stop.exit_code:
+            raise
+    console.rule(f"2. Train both model families ({config})")
+    train(config=config, data=None, tracking_uri=None, experiment=None, seed=None, promote=False)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -40,6 +40,7 @@ import warnings
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -546,6 +547,13 @@ _NAMES = {
     "hba1c": "HbA1c",
     "hiv": "HIV infection",
     "tinel_sign": "Tinel's sign",
+    "pd_burning": "painDETECT burning",
+    "pd_tingling_prickling": "painDETECT tingling or prickling",
+    "pd_light_touch_painful": "painDETECT light touch painful",
+    "pd_sudden_attacks": "painDETECT sudden pain attacks",
+    "pd_temperature_painful": "painDETECT cold or heat painful",
+    "pd_numbness": "painDETECT numbness",
+    "pd_pressure_painful": "painDETECT slight pressure painful",
     "dn4": "DN4 score",
     "dn4_interview": "DN4 interview score",
     "paindetect": "painDETECT score",
@@ -568,11 +576,9 @@ _SCORE_RANGE = {"dn4": "/10", "dn4_interview": "/7"}
 
 
 def display_name(feature: str) -> str:
-    """A short readable name: "brush allodynia", "painDETECT score", "painDETECT: burning sensation"."""
+    """A short readable name: "brush allodynia", "painDETECT score", "painDETECT burning"."""
     if feature in _NAMES:
         return _NAMES[feature]
-    if feature.startswith("pd_") and feature in BY_NAME:
-        return "painDETECT " + BY_NAME[feature].meaning.split(" (")[0]
     return feature.replace("_", " ")
 
 
@@ -648,7 +654,9 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 MAX_DISPLAY = 15
 DEPENDENCE_FEATURES = 6
-_NEG, _POS, _MISSING = "#1f77b4", "#d62728", "#9e9e9e"
+_NEG, _POS, _MISSING, _CATEGORY = "#1f77b4", "#d62728", "#9e9e9e", "#8e6bbf"
+BEESWARM_NOTE = ("Each dot is one patient. Colour: the feature's value from low or absent (blue) to high or present "
+                 "(red); grey: not recorded; purple: a category with several levels (see its dependence plot).")
 
 
 def axis_label(class_name: str, absolute: bool = False) -> str:
@@ -673,14 +681,11 @@ def _swarm(x: np.ndarray, width: float = 0.38, bins: int = 80) -> np.ndarray:
     span = x.max() - x.min()
     quant = np.round(bins * (x - x.min()) / (span if span > 0 else 1.0))
     order = np.lexsort((np.arange(len(x)), quant))
+    sorted_bins = quant[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_bins)) + 1]
+    layer = np.arange(len(x)) - np.repeat(starts, np.diff(np.r_[starts, len(x)]))
     offsets = np.zeros(len(x))
-    layer, last = 0, None
-    for i in order:
-        if quant[i] != last:
-            layer = 0
-        offsets[i] = np.ceil(layer / 2) * ((layer % 2) * 2 - 1)
-        layer += 1
-        last = quant[i]
+    offsets[order] = np.ceil(layer / 2) * ((layer % 2) * 2 - 1)
     peak = np.abs(offsets).max()
     return offsets * (width / peak) if peak > 0 else offsets
 
@@ -718,8 +723,11 @@ def plot_beeswarm(explanation: Explanation, k: int | str, max_display: int = MAX
         y = row + _swarm(x)
         c = _scaled_colours(numbers[:, j])
         missing = ~np.isfinite(c)
+        spec = BY_NAME.get(explanation.feature_names[j])
+        # a category's levels have no low-high order: one neutral colour, its effect is in the dependence plot
+        colours = _CATEGORY if spec is not None and spec.kind == "category" and len(spec.allowed) > 2 else cmap(c[~missing])
         ax.scatter(x[missing], y[missing], s=9, color=_MISSING, alpha=0.7, linewidths=0, rasterized=True)
-        ax.scatter(x[~missing], y[~missing], s=9, c=cmap(c[~missing]), alpha=0.85, linewidths=0, rasterized=True)
+        ax.scatter(x[~missing], y[~missing], s=9, c=colours, alpha=0.85, linewidths=0, rasterized=True)
     ax.axvline(0, color="#555555", linewidth=0.8)
     names = [display_name(explanation.feature_names[j]) for j in order[::-1]]
     ax.set_yticks(range(len(order)), names, fontsize=10)
@@ -730,7 +738,7 @@ def plot_beeswarm(explanation: Explanation, k: int | str, max_display: int = MAX
     ax.grid(axis="x", color="#eeeeee")
     bar = fig.colorbar(ScalarMappable(Normalize(0, 1), cmap), ax=ax, ticks=[0, 1], aspect=40, pad=0.01)
     bar.ax.set_yticklabels(["low /\nabsent", "high /\npresent"], fontsize=8)
-    bar.set_label("feature value (grey: not recorded)", fontsize=9)
+    bar.set_label("feature value (grey: not recorded; purple: category)", fontsize=9)
     return fig
 
 
@@ -765,7 +773,7 @@ def plot_class_comparison(explanation: Explanation, max_display: int = MAX_DISPL
     height = 0.8 / n_classes
     colours = ["#2ca02c", "#d62728", "#9467bd", "#ff7f0e", "#1f77b4", "#8c564b"]
     for c, cls in enumerate(explanation.classes):
-        ax.barh(np.arange(len(table)) + (c - (n_classes - 1) / 2) * height, table[cls].to_numpy(), height=height,
+        ax.barh(np.arange(len(table)) + ((n_classes - 1) / 2 - c) * height, table[cls].to_numpy(), height=height,
                 label=cls, color=colours[c % len(colours)])
     ax.set_yticks(range(len(table)), [display_name(f) for f in table.index], fontsize=10)
     ax.set_xlabel("mean |SHAP value| (log-odds of each class: " + ", ".join(explanation.classes) + ")", fontsize=10)
@@ -842,7 +850,7 @@ def plot_dependence(explanation: Explanation, feature: str, title: str | None = 
 
 
 def plot_waterfall(explanation: Explanation, row: int, k: int | str | None = None, max_display: int = 10,
-                   title: str | None = None):
+                   title: str | None = None, subtitle: str | None = None):
     """One patient: from the average patient's log-odds to this patient's, feature by feature."""
     from matplotlib.figure import Figure
 
@@ -858,9 +866,8 @@ def plot_waterfall(explanation: Explanation, row: int, k: int | str | None = Non
     items = items[::-1]
     fig = Figure(figsize=(9, 0.42 * len(items) + 2.0), layout="constrained")
     ax = fig.subplots()
-    start = base + sum(v for _, v in items)  # the top bar ends at f(x)
-    total = start
-    # draw from the bottom (smallest) to the top (largest): cumulative from the base
+    total = base + sum(v for _, v in items)  # the top bar ends at this patient's logit
+    # from the bottom (the smallest contributions) to the top (the largest), starting at the base value
     left = base
     lefts = []
     for _, v in items:
@@ -873,13 +880,195 @@ def plot_waterfall(explanation: Explanation, row: int, k: int | str | None = Non
     ax.set_yticks(range(len(items)), [label for label, _ in items], fontsize=9.5)
     ax.axvline(base, color="#555555", linestyle="--", linewidth=0.9)
     ax.axvline(total, color="#000000", linewidth=0.9)
-    ax.set_xlabel(axis_label(cls) + ";  red = towards " + cls + ", blue = away", fontsize=10)
+    ax.set_xlabel(axis_label(cls), fontsize=10)
     ax.set_ylabel("recorded finding", fontsize=10)
-    ax.margins(x=0.15)
-    lo, hi = ax.get_xlim()
+    ends = [base, *(l0 + v for (_, v), l0 in zip(items, lefts))]
+    pad = 0.14 * (max(ends) - min(ends) or 1.0)
+    ax.set_xlim(min(ends) - pad, max(ends) + pad)
     ax.text(base, len(items) - 0.35, f"average patient {base:.2f}", ha="center", va="bottom", fontsize=8, color="#555555")
-    ax.text(total, -0.9, f"this patient {total:.2f}", ha="center", va="top", fontsize=8)
-    ax.set_ylim(-1.3, len(items) + 0.1)
     p = float(explanation.proba[row, k])
-    ax.set_title(title or f"Why {cls} (probability {p:.0%})", fontsize=11)
+    ax.text(total, -0.9, f"this patient {total:.2f} (probability {p:.0%})", ha="center", va="top", fontsize=8)
+    ax.set_ylim(-1.3, len(items) + 0.1)
+    heading = title or f"Why {cls} (probability {p:.0%})"
+    lines = [heading, *([subtitle] if subtitle else []), f"red: towards {cls}, blue: away from {cls}"]
+    ax.set_title("\n".join(lines), fontsize=10.5)
     return fig
+
+
+# --------------------------------------------------------------------------- examples, files, MLflow
+
+
+@dataclass(frozen=True)
+class Example:
+    """A row chosen to show: its position, why it was chosen, and the class explained."""
+
+    position: int
+    caption: str
+    class_index: int
+
+
+def pick_examples(proba: np.ndarray, classes: Sequence[str], y_true: Sequence[str] | None = None) -> list[Example]:
+    """Rows worth a waterfall: per class the most and least certain, right and wrong when labels are known.
+
+    Without labels: for each predicted class, its most and least certain
+    prediction. With labels: for each true class, the most and least certain
+    correct prediction and the most and least certain wrong one. The class
+    explained is always the predicted one; rows appear once.
+    """
+    proba = np.asarray(proba)
+    predicted = proba.argmax(axis=1)
+    confidence = proba.max(axis=1)
+    chosen: dict[int, Example] = {}
+
+    def add(mask: np.ndarray, caption: str) -> None:
+        rows = np.flatnonzero(mask)
+        if rows.size == 0:
+            return
+        for pos, word in ((rows[np.argmax(confidence[rows])], "most certain"),
+                          (rows[np.argmin(confidence[rows])], "least certain")):
+            if int(pos) not in chosen:
+                chosen[int(pos)] = Example(int(pos), f"{caption}, {word}", int(predicted[pos]))
+
+    if y_true is None:
+        for k, c in enumerate(classes):
+            add(predicted == k, f"predicted {c}")
+    else:
+        truth = np.array([list(classes).index(v) for v in y_true])
+        for k, c in enumerate(classes):
+            add((truth == k) & (predicted == k), f"{c}, predicted correctly")
+            add((truth == k) & (predicted != k), f"{c}, predicted wrongly")
+    return list(chosen.values())
+
+
+def _records(source: Any) -> Any:
+    from painml import schema
+
+    if isinstance(source, schema.Records):
+        return source
+    return schema.load_records(source)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("._") or "patient"
+
+
+def _save(fig: Any, path: Path) -> Path:
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def sample_positions(n: int, max_rows: int, seed: int = 0) -> np.ndarray:
+    """Up to ``max_rows`` row positions, sorted; the same for the same n."""
+    if n <= max_rows:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
+
+
+def global_figures(explanation: Explanation, n_dependence: int = DEPENDENCE_FEATURES) -> dict[str, Any]:
+    """Name -> figure: beeswarm and bar per class, the class comparison, dependence for the top features."""
+    figures: dict[str, Any] = {}
+    for k, c in enumerate(explanation.classes):
+        figures[f"beeswarm_{_safe(c)}"] = plot_beeswarm(explanation, k)
+        figures[f"bar_{_safe(c)}"] = plot_bar(explanation, k)
+    figures["class_comparison"] = plot_class_comparison(explanation)
+    for feature in mean_abs(explanation).index[:n_dependence]:
+        figures[f"dependence_{_safe(feature)}"] = plot_dependence(explanation, feature)
+    return figures
+
+
+def reasons_text(explanation: Explanation, row: int, k: int | None = None, n: int = 3) -> list[str]:
+    """Plain sentences: "brush allodynia: present pushed towards neuropathic (+0.42 log-odds)"."""
+    k = int(explanation.predicted[row]) if k is None else k
+    cls = explanation.classes[k]
+    values = explanation.values[row, :, k]
+    out = []
+    for j in np.argsort(-np.abs(values))[:n]:
+        v = float(values[j])
+        out.append(f"{explanation.label(row, explanation.feature_names[j])} pushed "
+                   f"{TOWARDS if v >= 0 else AWAY} {cls} ({v:+.2f} log-odds)")
+    return out
+
+
+def write_plots(bundle: ModelBundle, records_frame, out_dir, patient_ids: Sequence[str] | None = None,
+                max_rows: int = 2000) -> list[Path]:
+    """Every explanation plot for a cohort into ``out_dir``; returns the files written.
+
+    ``records_frame``: records in the patient-record schema (a DataFrame, a
+    file path or :class:`painml.schema.Records`); validated first. Global plots
+    use up to ``max_rows`` rows (a fixed random sample). Waterfalls: one per
+    requested ``patient_ids`` (named after the id), else for example patients
+    (``waterfall_example_<n>.png``, no identifiers). Also writes
+    ``mean_abs_shap.csv`` and ``reasons.csv`` (top reasons of each waterfall).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    records = _records(records_frame)
+    frame = records.frame
+    rows = sample_positions(len(frame), max_rows)
+    sample = frame.iloc[rows]
+    explanation = explain(bundle, records.features.iloc[rows], sample)
+    written = []
+    for name, fig in global_figures(explanation).items():
+        written.append(_save(fig, out / f"{name}.png"))
+    table = mean_abs(explanation)
+    table.insert(0, "label", [display_name(f) for f in table.index])
+    table.index.name = "feature"
+    table.to_csv(out / "mean_abs_shap.csv")
+    written.append(out / "mean_abs_shap.csv")
+    reasons = []
+    if patient_ids:
+        ids = frame["patient_id"].astype(str).to_numpy()
+        unknown = [p for p in patient_ids if p not in set(ids)]
+        if unknown:
+            raise KeyError(f"patient_id not found in the input: {', '.join(map(str, unknown))}")
+        positions = [int(np.flatnonzero(ids == str(p))[0]) for p in patient_ids]
+        chosen = explain(bundle, records.features.iloc[positions], frame.iloc[positions])
+        for i, pid in enumerate(patient_ids):
+            k = int(chosen.predicted[i])
+            title = f"Patient {pid}: why {chosen.classes[k]} (probability {chosen.proba[i, k]:.0%})"
+            written.append(_save(plot_waterfall(chosen, i, k, title=title), out / f"waterfall_{_safe(pid)}.png"))
+            reasons.append({"patient_id": pid, "predicted_class": chosen.classes[k],
+                            "probability": float(chosen.proba[i, k]), **_reason_columns(chosen, i, k)})
+    else:
+        for n, ex in enumerate(pick_examples(explanation.proba, explanation.classes), start=1):
+            k = ex.class_index
+            title = (f"Example patient {n}: why {explanation.classes[k]} "
+                     f"(probability {explanation.proba[ex.position, k]:.0%})")
+            written.append(_save(plot_waterfall(explanation, ex.position, k, title=title, subtitle=ex.caption),
+                                 out / f"waterfall_example_{n}.png"))
+            reasons.append({"example": f"example patient {n}", "why_chosen": ex.caption,
+                            "predicted_class": explanation.classes[k],
+                            "probability": float(explanation.proba[ex.position, k]),
+                            **_reason_columns(explanation, ex.position, k)})
+    pd.DataFrame(reasons).to_csv(out / "reasons.csv", index=False)
+    written.append(out / "reasons.csv")
+    return written
+
+
+def _reason_columns(explanation: Explanation, row: int, k: int, n: int = 3) -> dict[str, str]:
+    return {f"reason_{i + 1}": text for i, text in enumerate(reasons_text(explanation, row, k, n))}
+
+
+def log_explanations(run_id: str, bundle: ModelBundle, frame, max_rows: int = 2000) -> list[str]:
+    """Write the plots for ``frame`` (e.g. the run's test rows) under ``shap/`` of the run."""
+    import tempfile
+
+    from mlflow import MlflowClient
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = write_plots(bundle, frame, tmp, max_rows=max_rows)
+        MlflowClient().log_artifacts(run_id, tmp, artifact_path="shap")
+    return [f"shap/{p.name}" for p in paths]
+
+
+def explain_command(model_uri: str, input_path, out_dir, patient_ids: Sequence[str] | None = None,
+                    tracking_uri: str | None = None, max_rows: int = 2000) -> list[Path]:
+    """``painml explain``: load a model (``models:/``, ``runs:/`` or a folder), explain a cohort file."""
+    from painml import tracking
+    from painml.train import load_predictor
+
+    if not Path(model_uri).exists():  # a models:/ or runs:/ URI: resolved against the tracking store
+        tracking.use_store(tracking.resolve_tracking_uri(tracking_uri))
+    predictor = load_predictor(str(model_uri))
+    return write_plots(predictor.bundle, _records(input_path), out_dir, patient_ids=patient_ids, max_rows=max_rows)

@@ -76,7 +76,7 @@ job; a binary finding counts as present when non-zero.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import reduce
 
@@ -104,6 +104,7 @@ __all__ = [
     "LanssItem",
     "ScreeningScores",
     "compute_scores",
+    "score_arrays",
 ]
 
 
@@ -227,14 +228,26 @@ SCORE_COLUMNS: dict[str, tuple[str, ...]] = {
 
 
 class _Record:
-    """Reads item columns as numpy arrays, cached; an absent column reads as all-missing."""
+    """Reads item columns as numpy arrays, cached; an absent column reads as all-missing.
 
-    def __init__(self, frame: pd.DataFrame) -> None:
-        if not frame.columns.is_unique:
-            duplicated = sorted(map(str, frame.columns[frame.columns.duplicated()].unique()))
-            raise ValueError(f"screening: duplicated column names {duplicated}")
+    ``frame`` is a DataFrame or a mapping of column name to 1-D array of
+    ``n`` rows (the one-record serving path, which must not pay for pandas).
+    """
+
+    # Below this many rows, categories are coded by a dict lookup: pd.factorize
+    # and np.isin cost tens of microseconds each even on one row.
+    _SMALL = 64
+
+    def __init__(self, frame: pd.DataFrame | Mapping[str, np.ndarray], n: int | None = None) -> None:
+        if isinstance(frame, pd.DataFrame):
+            if not frame.columns.is_unique:
+                duplicated = sorted(map(str, frame.columns[frame.columns.duplicated()].unique()))
+                raise ValueError(f"screening: duplicated column names {duplicated}")
+            n = len(frame)
+        elif n is None:
+            n = len(next(iter(frame.values()))) if frame else 0
         self._frame = frame
-        self.n = len(frame)
+        self.n = n
         self._values: dict[str, np.ndarray] = {}
         self._codes: dict[str, np.ndarray] = {}
         self.scores: dict[str, np.ndarray] = {}
@@ -242,10 +255,10 @@ class _Record:
     def value(self, name: str) -> np.ndarray:
         """The column as float64 with NaN for missing (painDETECT levels as recorded)."""
         if name not in self._values:
-            if name not in self._frame.columns:
+            if name not in self._frame:
                 self._values[name] = np.full(self.n, np.nan)
             elif self._frame[name].dtype == np.float64:
-                self._values[name] = self._frame[name].to_numpy()
+                self._values[name] = np.asarray(self._frame[name])
             else:
                 try:
                     numeric = pd.to_numeric(self._frame[name], errors="raise")
@@ -254,7 +267,9 @@ class _Record:
                         f"screening: column {name!r} must be numeric (findings 1/0, levels 0-5); "
                         f"load records through the schema first ({error})"
                     ) from error
-                self._values[name] = np.asarray(numeric.to_numpy(dtype="float64", na_value=np.nan), dtype=np.float64)
+                if isinstance(numeric, pd.Series):
+                    numeric = numeric.to_numpy(dtype="float64", na_value=np.nan)
+                self._values[name] = np.asarray(numeric, dtype=np.float64)
         return self._values[name]
 
     def finding(self, name: str) -> np.ndarray:
@@ -270,8 +285,14 @@ class _Record:
         """A category column as indices into its allowed values; -1 where missing, unknown or absent."""
         if name not in self._codes:
             allowed = columns.BY_NAME[name].allowed
-            if name not in self._frame.columns:
+            if name not in self._frame:
                 self._codes[name] = np.full(self.n, -1, dtype=np.int8)
+            elif self.n <= self._SMALL:
+                position = {value: i for i, value in enumerate(allowed)}
+                cells = self._frame[name]
+                self._codes[name] = np.array(
+                    [position.get(v, -1) if isinstance(v, str) else -1 for v in cells], dtype=np.int8
+                ).reshape(self.n)
             else:
                 codes, uniques = pd.factorize(self._frame[name])  # one hash pass; NaN -> -1
                 lookup = [allowed.index(u) if u in allowed else -1 for u in uniques]
@@ -281,7 +302,11 @@ class _Record:
     def is_in(self, name: str, values: tuple[str, ...]) -> np.ndarray:
         """Where a category column holds one of ``values`` (False where missing)."""
         allowed = columns.BY_NAME[name].allowed
-        return np.isin(self.code(name), [allowed.index(v) for v in values])
+        code = self.code(name)
+        inside = code == allowed.index(values[0])
+        for value in values[1:]:
+            inside |= code == allowed.index(value)
+        return inside
 
     def known(self, name: str) -> np.ndarray:
         """Where a category column holds an allowed value; anything else is missing."""
@@ -397,11 +422,23 @@ def compute_scores(frame: pd.DataFrame, scores: Sequence[str] | None = None) -> 
     Returns float64 columns ``scores`` (default :data:`SCORE_NAMES`) on
     ``frame``'s index. Columns are read by name; absent ones are all-missing.
     """
+    return pd.DataFrame(score_arrays(frame, scores), index=frame.index)
+
+
+def score_arrays(
+    frame: pd.DataFrame | Mapping[str, np.ndarray], scores: Sequence[str] | None = None, n: int | None = None
+) -> dict[str, np.ndarray]:
+    """:func:`compute_scores` as a dict of float64 arrays, from a frame or a mapping of column arrays.
+
+    The mapping form (name -> 1-D array of ``n`` rows: findings and levels as
+    float64, categories as text or NaN) skips pandas entirely; the one-record
+    serving path uses it. Both forms give the same numbers.
+    """
     selected = _check_score_names(scores)
-    record = _Record(frame)
+    record = _Record(frame, n)
     for name in selected:
         record.scores[name] = _SCORERS[name](record)
-    return pd.DataFrame({name: record.scores[name] for name in selected}, index=frame.index)
+    return {name: record.scores[name] for name in selected}
 
 
 class ScreeningScores(TransformerMixin, BaseEstimator):
