@@ -112,7 +112,7 @@ def test_defaults() -> None:
     assert config.features.groups == FEATURE_GROUPS and config.features.missing_indicators
     assert config.models == (GbmConfig(family="gbm"),)
     assert (config.split.test_size, config.split.calibration_size, config.split.stratify) == (0.2, 0.15, True)
-    assert (config.calibration, config.class_weight, config.conformal_confidence) == ("temperature", "balanced", 0.9)
+    assert (config.calibration, config.class_weight, config.conformal_confidence) == ("temperature", "none", 0.9)
     assert not config.search.enabled
     assert config.tracking.primary_metric == "test_log_loss"
 

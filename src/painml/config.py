@@ -185,8 +185,10 @@ class TrainConfig(_Frozen):
     split: SplitConfig = SplitConfig()
     calibration: Literal["sigmoid", "isotonic", "temperature", "none"] = "temperature"
     """Temperature scaling keeps the ranking and needs the fewest calibration rows."""
-    class_weight: Literal["balanced", "none"] = "balanced"
-    """Balanced weights stop the rarer mixed class from being ignored."""
+    class_weight: Literal["balanced", "none"] = "none"
+    """``balanced`` up-weights rare classes (e.g. an added nociplastic class) in fitting; it shifts the
+    probabilities away from the real class shares, which temperature calibration cannot undo, so it
+    costs log-loss when the classes are only mildly imbalanced, as in the default label set."""
     search: SearchConfig = SearchConfig()
     conformal_confidence: float = Field(0.9, gt=0.5, lt=0.999)
     """Target coverage of the prediction sets: the true class is in the set this often."""

@@ -116,30 +116,30 @@ def fit_family(model_cfg, cfg: TrainConfig, X: pd.DataFrame, y: np.ndarray, rows
     """Fit features + classifier on the train rows, then calibrate on the calibration rows.
 
     The boosted model finds its number of trees by early stopping on a slice
-    of the training rows and is refitted at that size, so the stored model
-    holds exactly the trees it uses (TreeSHAP explains every stored tree).
+    of the training rows, then is refitted on all training rows at that size
+    (scaled up for the extra rows), so the stored model holds exactly the
+    trees it uses (TreeSHAP explains every stored tree).
     """
     groups = cfg.features.groups
     features = build_features(model_cfg.family, groups, cfg.features.missing_indicators)
     classifier = make_classifier(model_cfg, cfg.class_weight, cfg.seed)
     train = rows["train"]
+    Xt = features.fit_transform(X.iloc[train])
     if isinstance(model_cfg, GbmConfig) and model_cfg.early_stopping_rounds:
         import lightgbm
 
-        fit_rows, val_rows = train_test_split(train, test_size=0.1, stratify=y[train], random_state=cfg.seed)
-        Xf = features.fit_transform(X.iloc[fit_rows])
-        Xv = features.transform(X.iloc[val_rows])
+        share = 0.1
+        fit_rows, val_rows = train_test_split(np.arange(len(train)), test_size=share, stratify=y[train],
+                                              random_state=cfg.seed)
         probe = make_classifier(model_cfg, cfg.class_weight, cfg.seed)
         with warnings.catch_warnings():
             # eval_X/eval_y, the replacement, does not encode string labels in LightGBM 4.7
-            warnings.simplefilter("ignore", category=FutureWarning)
             warnings.filterwarnings("ignore", message=".*'eval_set' is deprecated")
-            probe.fit(Xf, y[fit_rows], eval_set=[(Xv, y[val_rows])],
+            probe.fit(Xt.iloc[fit_rows], y[train][fit_rows], eval_set=[(Xt.iloc[val_rows], y[train][val_rows])],
                       callbacks=[lightgbm.early_stopping(model_cfg.early_stopping_rounds, verbose=False)])
-        classifier.set_params(n_estimators=max(1, probe.best_iteration_ or model_cfg.n_estimators))
-        classifier.fit(Xf, y[fit_rows])
-    else:
-        classifier.fit(features.fit_transform(X.iloc[train]), y[train])
+        best = probe.best_iteration_ or model_cfg.n_estimators
+        classifier.set_params(n_estimators=max(1, round(best / (1 - share))))
+    classifier.fit(Xt, y[train])
     pipeline = Pipeline([("features", features), ("model", classifier)])
     if cfg.calibration == "none":
         return pipeline
