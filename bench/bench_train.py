@@ -51,7 +51,7 @@ def fit_once(family: str, n_train: int, test_rows: int) -> dict:
     data = load_dataset(cfg)
     rows = split_rows(data.y, cfg)
     start = time.perf_counter()
-    estimator = fit_family(cfg.models[0], cfg, data.X, data.y, rows)
+    estimator, _ = fit_family(cfg.models[0], cfg, data.X, data.y, rows)
     bundle = build_bundle(estimator, family, cfg, data, rows)
     fit_s = time.perf_counter() - start
     test = rows["test"]

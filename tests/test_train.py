@@ -47,6 +47,14 @@ def test_every_shipped_config_trains_end_to_end(path, mlflow_store):
     assert not (Path.cwd() / "mlruns").exists()
 
 
+def test_hyperparameter_search_within_budget(mlflow_store):
+    cfg = small(load_config(REPO / "configs" / "smoke.yaml"))
+    cfg = cfg.model_copy(update={"search": cfg.search.model_copy(update={"enabled": True, "n_iter": 3})})
+    result = run_training(cfg)
+    params = mlflow.get_run(result.run_id).data.params
+    assert {"gbm.chosen.learning_rate", "logistic.chosen.C"} <= set(params)
+
+
 def test_lineage_of_a_file_is_its_sha256(mlflow_store):
     cfg = small(load_config(REPO / "configs" / "from_file.yaml"))
     result = run_training(cfg)
@@ -109,7 +117,7 @@ def behaving_model(request) -> Predictor:
                                  "models": tuple(m for m in cfg.models if m.family == request.param)})
     data = load_dataset(cfg)
     rows = split_rows(data.y, cfg)
-    estimator = fit_family(cfg.models[0], cfg, data.X, data.y, rows)
+    estimator, _ = fit_family(cfg.models[0], cfg, data.X, data.y, rows)
     return Predictor(build_bundle(estimator, request.param, cfg, data, rows))
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import loguniform, uniform
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import train_test_split
@@ -112,39 +113,79 @@ def split_rows(y: np.ndarray, cfg: TrainConfig) -> dict[str, np.ndarray]:
     return {"train": train, "calibration": calibration, "conformal": conformal, "test": test}
 
 
-def fit_family(model_cfg, cfg: TrainConfig, X: pd.DataFrame, y: np.ndarray, rows: dict[str, np.ndarray]):
-    """Fit features + classifier on the train rows, then calibrate on the calibration rows.
+VALIDATION_SHARE = 0.1
+SEARCH_SPACE = {
+    "gbm": {"learning_rate": loguniform(0.02, 0.2), "num_leaves": [4, 7, 15, 31], "min_child_samples": [20, 40, 80, 160],
+            "reg_lambda": loguniform(0.1, 20), "colsample": uniform(0.4, 0.6)},
+    "logistic": {"C": loguniform(1e-3, 10)},
+}
 
-    The boosted model finds its number of trees by early stopping on a slice
-    of the training rows, then is refitted on all training rows at that size
-    (scaled up for the extra rows), so the stored model holds exactly the
-    trees it uses (TreeSHAP explains every stored tree).
-    """
-    groups = cfg.features.groups
-    features = build_features(model_cfg.family, groups, cfg.features.missing_indicators)
-    classifier = make_classifier(model_cfg, cfg.class_weight, cfg.seed)
-    train = rows["train"]
-    Xt = features.fit_transform(X.iloc[train])
+
+def _probe(model_cfg, cfg: TrainConfig, Xt: pd.DataFrame, y: np.ndarray, fit: np.ndarray, val: np.ndarray):
+    """Fit on ``fit`` rows and score on ``val`` rows: (validation log-loss, trees used or None)."""
+    from sklearn.metrics import log_loss
+
+    model = make_classifier(model_cfg, cfg.class_weight, cfg.seed)
     if isinstance(model_cfg, GbmConfig) and model_cfg.early_stopping_rounds:
         import lightgbm
 
-        share = 0.1
-        fit_rows, val_rows = train_test_split(np.arange(len(train)), test_size=share, stratify=y[train],
-                                              random_state=cfg.seed)
-        probe = make_classifier(model_cfg, cfg.class_weight, cfg.seed)
         with warnings.catch_warnings():
             # eval_X/eval_y, the replacement, does not encode string labels in LightGBM 4.7
             warnings.filterwarnings("ignore", message=".*'eval_set' is deprecated")
-            probe.fit(Xt.iloc[fit_rows], y[train][fit_rows], eval_set=[(Xt.iloc[val_rows], y[train][val_rows])],
+            model.fit(Xt.iloc[fit], y[fit], eval_set=[(Xt.iloc[val], y[val])],
                       callbacks=[lightgbm.early_stopping(model_cfg.early_stopping_rounds, verbose=False)])
-        best = probe.best_iteration_ or model_cfg.n_estimators
-        classifier.set_params(n_estimators=max(1, round(best / (1 - share))))
-    classifier.fit(Xt, y[train])
+        trees = model.best_iteration_ or model_cfg.n_estimators
+    else:
+        model.fit(Xt.iloc[fit], y[fit])
+        trees = None
+    return log_loss(y[val], model.predict_proba(Xt.iloc[val]), labels=model.classes_), trees
+
+
+def search_hyperparameters(model_cfg, cfg: TrainConfig, Xt: pd.DataFrame, y: np.ndarray, fit: np.ndarray,
+                           val: np.ndarray) -> tuple[Any, list[dict]]:
+    """Random search on the validation slice until ``n_iter`` trials or the time budget is spent."""
+    from sklearn.model_selection import ParameterSampler
+
+    deadline = time.perf_counter() + cfg.search.time_budget_s
+    best, best_loss, trials = model_cfg, _probe(model_cfg, cfg, Xt, y, fit, val)[0], []
+    space = ParameterSampler(SEARCH_SPACE[model_cfg.family], n_iter=cfg.search.n_iter, random_state=cfg.seed)
+    for params in space:
+        if time.perf_counter() > deadline:
+            break
+        trial = model_cfg.model_copy(update={k: (v.item() if hasattr(v, "item") else v) for k, v in params.items()})
+        loss = _probe(trial, cfg, Xt, y, fit, val)[0]
+        trials.append({**params, "validation_log_loss": loss})
+        if loss < best_loss:
+            best, best_loss = trial, loss
+    return best, trials
+
+
+def fit_family(model_cfg, cfg: TrainConfig, X: pd.DataFrame, y: np.ndarray, rows: dict[str, np.ndarray]):
+    """Fit features + classifier on the train rows, then calibrate on the calibration rows.
+
+    Hyper-parameters come from the config, or from a random search on a
+    validation slice of the training rows when ``search.enabled``. The boosted
+    model finds its number of trees by early stopping on that slice and is
+    refitted on all training rows at that size (scaled for the extra rows), so
+    the stored model holds exactly the trees it uses: TreeSHAP explains every
+    stored tree. Returns the fitted estimator and the chosen model config.
+    """
+    features = build_features(model_cfg.family, cfg.features.groups, cfg.features.missing_indicators)
+    train = rows["train"]
+    Xt, yt = features.fit_transform(X.iloc[train]), y[train]
+    fit, val = train_test_split(np.arange(len(train)), test_size=VALIDATION_SHARE, stratify=yt, random_state=cfg.seed)
+    if cfg.search.enabled:
+        model_cfg, _ = search_hyperparameters(model_cfg, cfg, Xt, yt, fit, val)
+    classifier = make_classifier(model_cfg, cfg.class_weight, cfg.seed)
+    if isinstance(model_cfg, GbmConfig) and model_cfg.early_stopping_rounds:
+        trees = _probe(model_cfg, cfg, Xt, yt, fit, val)[1]
+        classifier.set_params(n_estimators=max(1, round(trees / (1 - VALIDATION_SHARE))))
+    classifier.fit(Xt, yt)
     pipeline = Pipeline([("features", features), ("model", classifier)])
     if cfg.calibration == "none":
-        return pipeline
+        return pipeline, model_cfg
     cal = rows["calibration"]
-    return CalibratedClassifierCV(FrozenEstimator(pipeline), method=cfg.calibration).fit(X.iloc[cal], y[cal])
+    return CalibratedClassifierCV(FrozenEstimator(pipeline), method=cfg.calibration).fit(X.iloc[cal], y[cal]), model_cfg
 
 
 def training_profile(records: Records, rows: np.ndarray) -> dict[str, Any]:
@@ -238,8 +279,9 @@ def run_training(
         for model_cfg in cfg.models:
             stage(f"fitting {model_cfg.family} on {len(rows['train']):,} rows")
             start = time.perf_counter()
-            estimator = fit_family(model_cfg, cfg, data.X, data.y, rows)
+            estimator, chosen = fit_family(model_cfg, cfg, data.X, data.y, rows)
             bundle = build_bundle(estimator, model_cfg.family, cfg, data, rows)
+            bundle.metadata["hyperparameters"] = chosen.model_dump()
             seconds = time.perf_counter() - start
             metrics, proba, tables = evaluate_family(bundle, data, rows)
             results[model_cfg.family] = FamilyResult(model_cfg.family, bundle, metrics, proba, seconds, tables)
@@ -304,6 +346,8 @@ def _log_run(mlflow, cfg, data, rows, results, oracle, baselines, comparison, wi
         metrics |= {f"{family}.{k}": v for k, v in r.metrics.items()}
         metrics |= {f"{family}.{k}": v for k, v in evaluate.ceiling_gap(r.metrics, oracle).items()}
         metrics[f"{family}.fit_seconds"] = r.fit_seconds
+        if cfg.search.enabled:
+            mlflow.log_params({f"{family}.chosen.{k}": v for k, v in r.bundle.metadata["hyperparameters"].items()})
     metrics |= results[winner].metrics | evaluate.ceiling_gap(results[winner].metrics, oracle)
     mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)})
     with tempfile.TemporaryDirectory() as tmp:
