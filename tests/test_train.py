@@ -29,7 +29,7 @@ def small(cfg: TrainConfig, n: int = 1_500) -> TrainConfig:
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_every_shipped_config_trains_end_to_end(path, mlflow_store):
     cfg = small(load_config(path))
-    result = run_training(cfg)
+    result = run_training(cfg, explain=False)
     run = mlflow.get_run(result.run_id)
     families = [m.family for m in cfg.models]
     for family in families:
@@ -50,22 +50,22 @@ def test_every_shipped_config_trains_end_to_end(path, mlflow_store):
 def test_hyperparameter_search_within_budget(mlflow_store):
     cfg = small(load_config(REPO / "configs" / "smoke.yaml"))
     cfg = cfg.model_copy(update={"search": cfg.search.model_copy(update={"enabled": True, "n_iter": 3})})
-    result = run_training(cfg)
+    result = run_training(cfg, explain=False)
     params = mlflow.get_run(result.run_id).data.params
     assert {"gbm.chosen.learning_rate", "logistic.chosen.C"} <= set(params)
 
 
 def test_lineage_of_a_file_is_its_sha256(mlflow_store):
     cfg = small(load_config(REPO / "configs" / "from_file.yaml"))
-    result = run_training(cfg)
+    result = run_training(cfg, explain=False)
     params = mlflow.get_run(result.run_id).data.params
     assert params["data.lineage.sha256"] == tracking.file_sha256(REPO / "data" / "sample_cohort.csv")
 
 
 def test_same_config_same_metrics(mlflow_store):
     cfg = small(load_config(REPO / "configs" / "smoke.yaml"))
-    first = run_training(cfg)
-    second = run_training(cfg)
+    first = run_training(cfg, explain=False)
+    second = run_training(cfg, explain=False)
     for family in first.families:
         a = {k: v for k, v in first.families[family].metrics.items()}
         b = {k: v for k, v in second.families[family].metrics.items()}
@@ -89,12 +89,12 @@ def test_registered_model_loads_with_mlflow_and_agrees(trained_store):
 
 def test_promotion_needs_a_win(mlflow_store):
     base = small(load_config(REPO / "configs" / "smoke.yaml"))
-    first = run_training(base)
+    first = run_training(base, explain=False)
     name = base.tracking.registered_model
     assert tracking.get_alias_version(name, "champion") == first.registered_version
     weak = base.model_copy(update={"models": (base.models[1].model_copy(update={"C": 1e-4}),),
                                    "data": base.data.model_copy(update={"n": 400})})
-    second = run_training(weak)
+    second = run_training(weak, explain=False)
     message = promote(name)
     assert message.startswith("not promoted") and "champion stays version 1" in message
     assert tracking.get_alias_version(name, "champion") == first.registered_version
@@ -106,7 +106,7 @@ def test_training_file_without_labels_is_refused(mlflow_store, tmp_path):
     frame.to_csv(tmp_path / "unlabelled.csv", index=False)
     cfg = load_config(REPO / "configs" / "smoke.yaml").with_overrides(data_path=tmp_path / "unlabelled.csv")
     with pytest.raises(SchemaError, match="pain_type"):
-        run_training(cfg)
+        run_training(cfg, explain=False)
 
 
 @pytest.fixture(scope="module", params=["gbm", "logistic"])

@@ -159,6 +159,12 @@ def _print_result(result, cfg) -> None:
                       "with alias 'candidate'")
     if result.promotion:
         console.print(result.promotion)
+    if result.report:
+        import mlflow
+
+        folder = Path("outputs") / f"run-{result.run_id[:8]}"
+        local = mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path=result.report, dst_path=str(folder))
+        console.print(f"reviewer report: [bold]{local}[/] (also in the run's artifacts: {result.report})")
 
 
 @app.command()
@@ -172,6 +178,43 @@ def promote(
     from painml.train import promote as run_promotion
 
     console.print(run_promotion(name, tracking_uri=tracking_uri, version=version, data_path=data))
+
+
+@app.command()
+def explain(
+    model: Annotated[str, typer.Option("--model", help="models:/NAME@alias, models:/NAME/VERSION, runs:/... or a folder.")],
+    input: Annotated[Path, typer.Option("--input", help="Cohort file (CSV or Parquet) to explain.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the plots.")],
+    patient_id: Annotated[
+        list[str] | None, typer.Option("--patient-id", help="Also draw this patient's waterfalls (repeatable).")
+    ] = None,
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """SHAP plots (beeswarm, bar, class comparison, dependence, waterfalls) for any cohort."""
+    from painml.explain import explain_command
+    from painml.schema import SchemaError
+
+    try:
+        written = explain_command(model, input, out, patient_id or None, tracking_uri)
+    except SchemaError as error:
+        err.print(f"[red]{input} is not valid[/]\n{error.report()}")
+        raise typer.Exit(1) from None
+    except KeyError as error:
+        err.print(f"[red]{error.args[0]}[/]")
+        raise typer.Exit(2) from None
+    console.print(f"wrote {len(written)} files to {out}")
+
+
+@app.command()
+def report(
+    run: Annotated[str, typer.Option("--run", help="MLflow run id of a training run.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the HTML file here.")] = None,
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """The reviewer report of a training run: one self-contained HTML file, logged to the run."""
+    from painml.report import report_command
+
+    console.print(f"report written to {report_command(run, tracking_uri, out)}")
 
 
 @app.command()

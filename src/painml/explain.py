@@ -29,7 +29,14 @@ temperature, the uncalibrated model's log-odds are explained and
 :func:`fold` sums encoded columns (one-hot levels, missing-value indicators)
 back to the record column they came from, using the encoders' fitted state
 (:func:`painml.features.feature_sources`); screening scores stay as their own
-features. :func:`top_reasons` is the fast path the predictor uses.
+features. :func:`top_reasons` is the fast path the predictor uses: for the
+boosted model it walks only the explained class's trees (:func:`class_boosters`).
+
+Plots (matplotlib ``Figure`` objects, no pyplot, every axis labelled "SHAP
+value (log-odds of <class>)"): beeswarm and mean-|SHAP| bar per class, a class
+comparison, dependence plots and waterfalls. :func:`write_plots` writes them
+for a cohort, :func:`log_explanations` logs them under ``shap/`` of a run and
+:func:`explain_command` backs ``painml explain``.
 """
 
 from __future__ import annotations
@@ -52,15 +59,30 @@ from painml.columns import BY_NAME, FEATURE_COLUMNS
 from painml.features import feature_sources
 
 __all__ = [
+    "AWAY",
+    "TOWARDS",
+    "Example",
     "Explanation",
     "RawExplanation",
     "Reason",
+    "class_values",
     "display_name",
     "display_value",
     "explain",
+    "explain_command",
     "fold",
+    "global_figures",
+    "log_explanations",
+    "pick_examples",
+    "plot_bar",
+    "plot_beeswarm",
+    "plot_class_comparison",
+    "plot_dependence",
+    "plot_waterfall",
+    "reason_label",
     "shap_values",
     "top_reasons",
+    "write_plots",
 ]
 
 FEATURE_MEANS_KEY = "feature_means"
@@ -464,7 +486,18 @@ def display_data(folded: Sequence[str], records: pd.DataFrame | None, index: pd.
 def explain(bundle: ModelBundle, features: pd.DataFrame, frame: pd.DataFrame | None = None) -> Explanation:
     """SHAP values folded to the record's columns, with the recorded values for labels."""
     raw = shap_values(bundle, features)
-    return fold(raw, feature_sources(bundle.pipeline.named_steps["features"]), features if frame is None else frame)
+    return fold(raw, _sources(bundle.pipeline.named_steps["features"]), features if frame is None else frame)
+
+
+_SOURCES: "weakref.WeakKeyDictionary[Any, dict[str, str]]" = weakref.WeakKeyDictionary()
+
+
+def _sources(transformer) -> dict[str, str]:
+    """:func:`painml.features.feature_sources`, once per fitted transformer (one-row requests repeat it)."""
+    cached = _SOURCES.get(transformer)
+    if cached is None:
+        cached = _SOURCES[transformer] = feature_sources(transformer)
+    return cached
 
 
 # --------------------------------------------------------------------------- reasons
@@ -486,7 +519,7 @@ def top_reasons(
     each row's most probable class. Reasons are ordered by absolute size.
     """
     values, _, targets, names = class_values(bundle, features, class_index)
-    sources = feature_sources(bundle.pipeline.named_steps["features"])
+    sources = _sources(bundle.pipeline.named_steps["features"])
     folded = _folded_names(names, sources)
     n = len(features)
     values = values @ _fold_matrix(names, sources, folded)
@@ -654,9 +687,17 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 MAX_DISPLAY = 15
 DEPENDENCE_FEATURES = 6
-_NEG, _POS, _MISSING, _CATEGORY = "#1f77b4", "#d62728", "#9e9e9e", "#8e6bbf"
+_NEG, _POS, _MISSING, _CATEGORY = "#1f77b4", "#d62728", "#b0b0b0", "#2e9d5b"
 BEESWARM_NOTE = ("Each dot is one patient. Colour: the feature's value from low or absent (blue) to high or present "
-                 "(red); grey: not recorded; purple: a category with several levels (see its dependence plot).")
+                 "(red); grey: not recorded; green: a category with several levels (see its dependence plot).")
+
+
+def _margins(fig, labels: Sequence[str], width: float, height: float, fontsize: float = 10, top: float = 0.75,
+             bottom: float = 0.65, right: float = 0.97) -> None:
+    """Fixed margins (inches) sized to the longest y label: constrained layout measures every text, slowly."""
+    longest = max((len(str(label)) for label in labels), default=10)
+    left = (0.0068 * fontsize * longest + 0.75) / width
+    fig.subplots_adjust(left=min(0.55, left), right=right, top=1 - top / height, bottom=bottom / height)
 
 
 def axis_label(class_name: str, absolute: bool = False) -> str:
@@ -672,6 +713,16 @@ def mean_abs(explanation: Explanation) -> pd.DataFrame:
     table = pd.DataFrame(np.abs(explanation.values).mean(axis=0), index=explanation.feature_names,
                          columns=explanation.classes)
     return table.loc[table.sum(axis=1).sort_values(ascending=False).index]
+
+
+def _value_cmap():
+    from matplotlib.colors import LinearSegmentedColormap
+
+    # shap's blue-purple-red: no grey in the middle, so grey can mean "not recorded"
+    return LinearSegmentedColormap.from_list("painml_values", ["#1e88e5", "#7c4dbb", "#ff0052"])
+
+
+_VALUE_CMAP = _value_cmap()
 
 
 def _swarm(x: np.ndarray, width: float = 0.38, bins: int = 80) -> np.ndarray:
@@ -705,7 +756,6 @@ def _scaled_colours(values: np.ndarray) -> np.ndarray:
 
 def plot_beeswarm(explanation: Explanation, k: int | str, max_display: int = MAX_DISPLAY, title: str | None = None):
     """One dot per patient and feature: where the feature pushed this class's log-odds."""
-    from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
@@ -715,9 +765,12 @@ def plot_beeswarm(explanation: Explanation, k: int | str, max_display: int = MAX
     values = explanation.values[:, :, k]
     numbers = numeric_data(explanation)
     order = np.argsort(-np.abs(values).mean(axis=0))[:max_display]
-    fig = Figure(figsize=(8.5, 0.42 * len(order) + 1.8), layout="constrained")
+    names = [display_name(explanation.feature_names[j]) for j in order[::-1]]
+    height = 0.42 * len(order) + 1.8
+    fig = Figure(figsize=(9, height))
+    _margins(fig, names, 9, height, right=0.99)
     ax = fig.subplots()
-    cmap = colormaps["coolwarm"]
+    cmap = _VALUE_CMAP
     for row, j in enumerate(order[::-1]):
         x = values[:, j]
         y = row + _swarm(x)
@@ -729,7 +782,6 @@ def plot_beeswarm(explanation: Explanation, k: int | str, max_display: int = MAX
         ax.scatter(x[missing], y[missing], s=9, color=_MISSING, alpha=0.7, linewidths=0, rasterized=True)
         ax.scatter(x[~missing], y[~missing], s=9, c=colours, alpha=0.85, linewidths=0, rasterized=True)
     ax.axvline(0, color="#555555", linewidth=0.8)
-    names = [display_name(explanation.feature_names[j]) for j in order[::-1]]
     ax.set_yticks(range(len(order)), names, fontsize=10)
     ax.set_ylim(-0.6, len(order) - 0.4)
     ax.set_xlabel(axis_label(cls) + ";  right = towards " + cls, fontsize=10)
@@ -738,7 +790,7 @@ def plot_beeswarm(explanation: Explanation, k: int | str, max_display: int = MAX
     ax.grid(axis="x", color="#eeeeee")
     bar = fig.colorbar(ScalarMappable(Normalize(0, 1), cmap), ax=ax, ticks=[0, 1], aspect=40, pad=0.01)
     bar.ax.set_yticklabels(["low /\nabsent", "high /\npresent"], fontsize=8)
-    bar.set_label("feature value (grey: not recorded; purple: category)", fontsize=9)
+    bar.set_label("feature value (grey: not recorded; green: category)", fontsize=9)
     return fig
 
 
@@ -749,10 +801,13 @@ def plot_bar(explanation: Explanation, k: int | str, max_display: int = MAX_DISP
     k = _class_pos(explanation, k)
     cls = explanation.classes[k]
     table = mean_abs(explanation)[cls].sort_values(ascending=False).iloc[:max_display][::-1]
-    fig = Figure(figsize=(8, 0.38 * len(table) + 1.6), layout="constrained")
+    names = [display_name(f) for f in table.index]
+    height = 0.38 * len(table) + 1.6
+    fig = Figure(figsize=(8, height))
+    _margins(fig, names, 8, height)
     ax = fig.subplots()
     ax.barh(range(len(table)), table.to_numpy(), color=_POS)
-    ax.set_yticks(range(len(table)), [display_name(f) for f in table.index], fontsize=10)
+    ax.set_yticks(range(len(table)), names, fontsize=10)
     for y, v in enumerate(table.to_numpy()):
         ax.text(v, y, f" {v:.2f}", va="center", fontsize=8)
     ax.set_xlabel(axis_label(cls, absolute=True), fontsize=10)
@@ -768,14 +823,17 @@ def plot_class_comparison(explanation: Explanation, max_display: int = MAX_DISPL
 
     table = mean_abs(explanation).iloc[:max_display][::-1]
     n_classes = len(explanation.classes)
-    fig = Figure(figsize=(8.5, 0.55 * len(table) + 1.8), layout="constrained")
+    names = [display_name(f) for f in table.index]
+    height = 0.55 * len(table) + 1.8
+    fig = Figure(figsize=(8.5, height))
+    _margins(fig, names, 8.5, height)
     ax = fig.subplots()
     height = 0.8 / n_classes
     colours = ["#2ca02c", "#d62728", "#9467bd", "#ff7f0e", "#1f77b4", "#8c564b"]
     for c, cls in enumerate(explanation.classes):
         ax.barh(np.arange(len(table)) + ((n_classes - 1) / 2 - c) * height, table[cls].to_numpy(), height=height,
                 label=cls, color=colours[c % len(colours)])
-    ax.set_yticks(range(len(table)), [display_name(f) for f in table.index], fontsize=10)
+    ax.set_yticks(range(len(table)), names, fontsize=10)
     ax.set_xlabel("mean |SHAP value| (log-odds of each class: " + ", ".join(explanation.classes) + ")", fontsize=10)
     ax.set_ylabel("feature", fontsize=10)
     ax.set_title(title or "Which features matter for which class", fontsize=11)
@@ -803,7 +861,10 @@ def plot_dependence(explanation: Explanation, feature: str, title: str | None = 
     shown = explanation.data[feature]
     levels = _categories(feature, shown)
     n_classes = len(explanation.classes)
-    fig = Figure(figsize=(4.2 * n_classes, 4.2), layout="constrained")
+    fig = Figure(figsize=(4.2 * n_classes, 4.4))
+    rotate = levels is not None and len(levels) > 3
+    fig.subplots_adjust(left=0.75 / (4.2 * n_classes), right=0.99, top=0.86, bottom=0.3 if rotate else 0.14,
+                        wspace=0.28)
     axes = np.atleast_1d(fig.subplots(1, n_classes, sharey=True))
     rng = np.random.default_rng(0)
     raw = shown.to_numpy()
@@ -837,8 +898,7 @@ def plot_dependence(explanation: Explanation, feature: str, title: str | None = 
                        label=display_value(feature, None))
         ax.axhline(0, color="#555555", linewidth=0.8)
         if ticks is not None:
-            ax.set_xticks(ticks, labels, rotation=30 if len(ticks) > 3 else 0, ha="right" if len(ticks) > 3 else "center",
-                          fontsize=9)
+            ax.set_xticks(ticks, labels, rotation=30 if rotate else 0, ha="right" if rotate else "center", fontsize=9)
         elif missing.any():
             ax.legend(loc="best", fontsize=8)
         ax.set_xlabel(display_name(feature), fontsize=10)
@@ -864,7 +924,12 @@ def plot_waterfall(explanation: Explanation, row: int, k: int | str | None = Non
     if len(rest):
         items.append((f"{len(rest)} other features", float(values[rest].sum())))
     items = items[::-1]
-    fig = Figure(figsize=(9, 0.42 * len(items) + 2.0), layout="constrained")
+    height = 0.42 * len(items) + 2.2
+    # fixed margins instead of constrained layout: measuring every label costs more than drawing them
+    longest = max(len(label) for label, _ in items)
+    fig = Figure(figsize=(9.5, height))
+    fig.subplots_adjust(left=min(0.55, (0.068 * longest + 0.75) / 9.5), right=0.97, top=1 - 1.05 / height,
+                        bottom=0.6 / height)
     ax = fig.subplots()
     total = base + sum(v for _, v in items)  # the top bar ends at this patient's logit
     # from the bottom (the smallest contributions) to the top (the largest), starting at the base value
@@ -885,9 +950,15 @@ def plot_waterfall(explanation: Explanation, row: int, k: int | str | None = Non
     ends = [base, *(l0 + v for (_, v), l0 in zip(items, lefts))]
     pad = 0.14 * (max(ends) - min(ends) or 1.0)
     ax.set_xlim(min(ends) - pad, max(ends) + pad)
-    ax.text(base, len(items) - 0.35, f"average patient {base:.2f}", ha="center", va="bottom", fontsize=8, color="#555555")
+    lo, hi = ax.get_xlim()
+
+    def align(x: float) -> str:
+        return "left" if x < lo + 0.3 * (hi - lo) else "right" if x > lo + 0.7 * (hi - lo) else "center"
+
+    ax.text(base, len(items) - 0.35, f"average patient {base:.2f}", ha=align(base), va="bottom", fontsize=8,
+            color="#555555")
     p = float(explanation.proba[row, k])
-    ax.text(total, -0.9, f"this patient {total:.2f} (probability {p:.0%})", ha="center", va="top", fontsize=8)
+    ax.text(total, -0.9, f"this patient {total:.2f} (probability {p:.0%})", ha=align(total), va="top", fontsize=8)
     ax.set_ylim(-1.3, len(items) + 0.1)
     heading = title or f"Why {cls} (probability {p:.0%})"
     lines = [heading, *([subtitle] if subtitle else []), f"red: towards {cls}, blue: away from {cls}"]
@@ -948,7 +1019,8 @@ def _records(source: Any) -> Any:
     return schema.load_records(source)
 
 
-def _safe(name: str) -> str:
+def file_stem(name: str) -> str:
+    """A file-name-safe form of a class, feature or patient id."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("._") or "patient"
 
 
@@ -969,11 +1041,11 @@ def global_figures(explanation: Explanation, n_dependence: int = DEPENDENCE_FEAT
     """Name -> figure: beeswarm and bar per class, the class comparison, dependence for the top features."""
     figures: dict[str, Any] = {}
     for k, c in enumerate(explanation.classes):
-        figures[f"beeswarm_{_safe(c)}"] = plot_beeswarm(explanation, k)
-        figures[f"bar_{_safe(c)}"] = plot_bar(explanation, k)
+        figures[f"beeswarm_{file_stem(c)}"] = plot_beeswarm(explanation, k)
+        figures[f"bar_{file_stem(c)}"] = plot_bar(explanation, k)
     figures["class_comparison"] = plot_class_comparison(explanation)
     for feature in mean_abs(explanation).index[:n_dependence]:
-        figures[f"dependence_{_safe(feature)}"] = plot_dependence(explanation, feature)
+        figures[f"dependence_{file_stem(feature)}"] = plot_dependence(explanation, feature)
     return figures
 
 
@@ -1005,6 +1077,14 @@ def write_plots(bundle: ModelBundle, records_frame, out_dir, patient_ids: Sequen
     out.mkdir(parents=True, exist_ok=True)
     records = _records(records_frame)
     frame = records.frame
+    positions = []
+    if patient_ids:
+        ids = frame["patient_id"].astype(str).to_numpy()
+        known = set(ids)
+        unknown = [str(p) for p in patient_ids if str(p) not in known]
+        if unknown:
+            raise KeyError(f"patient_id not found in the input: {', '.join(unknown)}")
+        positions = [int(np.flatnonzero(ids == str(p))[0]) for p in patient_ids]
     rows = sample_positions(len(frame), max_rows)
     sample = frame.iloc[rows]
     explanation = explain(bundle, records.features.iloc[rows], sample)
@@ -1018,16 +1098,11 @@ def write_plots(bundle: ModelBundle, records_frame, out_dir, patient_ids: Sequen
     written.append(out / "mean_abs_shap.csv")
     reasons = []
     if patient_ids:
-        ids = frame["patient_id"].astype(str).to_numpy()
-        unknown = [p for p in patient_ids if p not in set(ids)]
-        if unknown:
-            raise KeyError(f"patient_id not found in the input: {', '.join(map(str, unknown))}")
-        positions = [int(np.flatnonzero(ids == str(p))[0]) for p in patient_ids]
         chosen = explain(bundle, records.features.iloc[positions], frame.iloc[positions])
         for i, pid in enumerate(patient_ids):
             k = int(chosen.predicted[i])
             title = f"Patient {pid}: why {chosen.classes[k]} (probability {chosen.proba[i, k]:.0%})"
-            written.append(_save(plot_waterfall(chosen, i, k, title=title), out / f"waterfall_{_safe(pid)}.png"))
+            written.append(_save(plot_waterfall(chosen, i, k, title=title), out / f"waterfall_{file_stem(pid)}.png"))
             reasons.append({"patient_id": pid, "predicted_class": chosen.classes[k],
                             "probability": float(chosen.proba[i, k]), **_reason_columns(chosen, i, k)})
     else:

@@ -74,6 +74,7 @@ class TrainResult:
     comparison: pd.DataFrame
     registered_version: str | None
     promotion: str | None
+    report: str | None = None
 
 
 def load_dataset(cfg: TrainConfig) -> Dataset:
@@ -244,6 +245,7 @@ def run_training(
     promote_now: bool = False,
     console=None,
     log_models: bool = True,
+    explain: bool = True,
 ) -> TrainResult:
     """Train every family of the config, log one MLflow run, register the winner as ``candidate``."""
     import logging
@@ -260,7 +262,7 @@ def run_training(
     tracking.use_store(uri)
     experiment_id = tracking.ensure_experiment(cfg.tracking.experiment, uri)
     families = [m.family for m in cfg.models]
-    steps = ["data", "split", *[f"fit {f}" for f in families], "evaluate", "log to MLflow", "register"]
+    steps = ["data", "split", *[f"fit {f}" for f in families], "evaluate", "log to MLflow", "register", "explain"]
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=console, transient=False, disable=not console.is_terminal) as progress:
         task = progress.add_task("", total=len(steps))
@@ -312,7 +314,14 @@ def run_training(
             if champion is None or promote_now:
                 promotion = promote(cfg.tracking.registered_model, tracking_uri=uri, version=version)
         progress.advance(task)
-    return TrainResult(run_id, winner, results, oracle, baselines, comparison, version, promotion)
+        result = TrainResult(run_id, winner, results, oracle, baselines, comparison, version, promotion)
+        if explain and log_models:
+            from painml.report import after_training
+
+            stage(f"explaining {winner} (SHAP) and writing the reviewer report")
+            result.report = after_training(result, cfg, uri, data=data)["report"]
+        progress.advance(task)
+    return result
 
 
 def comparison_table(results: dict[str, FamilyResult], oracle: dict[str, float], baselines: pd.DataFrame) -> pd.DataFrame:
@@ -331,7 +340,7 @@ def _log_run(mlflow, cfg, data, rows, results, oracle, baselines, comparison, wi
     """Log params, lineage, metrics, tables, figures and models; return each family's model URI."""
     import yaml
 
-    git = tracking.git_state()
+    git = tracking.git_state(Path(__file__).parent)
     mlflow.set_tags({
         "painml.config": cfg.name, "painml.winner": winner, "git.commit": git["commit"] or "unknown",
         "git.dirty": str(git["dirty"]), "data.source": data.source, "python": platform.python_version(),
