@@ -229,8 +229,32 @@ def quickstart(
     except typer.Exit as stop:
         if stop.exit_code:
             raise
-    console.rule(f"2. Train both model families ({config})")
+    console.rule(f"2. Train both model families ({config}), explain the winner, write the report")
     train(config=config, data=None, tracking_uri=None, experiment=None, seed=None, promote=False)
+    console.rule("3. Score a batch file with the champion")
+    _score_sample(Path("data/sample_cohort.csv"), Path("outputs/sample_predictions.csv"))
+
+
+def _score_sample(source: Path, output: Path) -> None:
+    """Batch-score the sample cohort and show a few patients with their reasons."""
+    import pandas as pd
+
+    from painml.batch import score_file
+    from painml.predict import Predictor
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    predictor = Predictor.from_uri()
+    result = score_file(predictor, source, output, reasons=3, progress=False)
+    console.print(f"scored {result.rows_scored:,} patients from {source} with {predictor.name} "
+                  f"v{predictor.version} into [bold]{output}[/] in {result.seconds:.1f} s")
+    shown = pd.read_csv(output).head(5)
+    for _, row in shown.iterrows():
+        classes = ", ".join(f"{c} {row[f'p_{c}']:.0%}" for c in predictor.classes)
+        console.print(f"[bold]{row['patient_id']}[/]: {row['predicted_class']} ({classes}); "
+                      f"prediction set {{{row['prediction_set'].replace('|', ', ')}}}")
+        for i in (1, 2, 3):
+            if isinstance(row.get(f"reason_{i}"), str):
+                console.print(f"    {row[f'reason_{i}']}")
 
 
 def main() -> None:  # pragma: no cover - console entry
