@@ -131,3 +131,36 @@ def trained_store(mlflow_template_db: Path, tmp_path_factory: pytest.TempPathFac
         while mlflow.active_run() is not None:
             mlflow.end_run()
     return TrainedStore(uri, directory, config, result)
+
+
+@dataclass(frozen=True)
+class Served:
+    """The champion of ``trained_store`` loaded once as a Predictor, with patients to score."""
+
+    predictor: object
+    store: TrainedStore
+    records: list  # JSON-ready patient records (None for missing), as clients send them
+    frame: object  # the same records as a DataFrame
+
+
+def _json_records(frame) -> list:
+    import json
+
+    return json.loads(frame.to_json(orient="records"))
+
+
+@pytest.fixture(scope="session")
+def served(trained_store: TrainedStore) -> Served:
+    """The smoke champion as the one Predictor of the serving tests, and 60 simulated patients.
+
+    Read-only: tests that need a changed predictor build their own from
+    ``served.predictor.bundle``.
+    """
+    from painml.predict import Predictor
+    from painml.simulate import simulate
+
+    predictor = Predictor.from_uri(trained_store.model_uri, tracking_uri=trained_store.uri)
+    cohort = simulate("pain_clinic", 60, seed=2024)
+    keep = [c for c in cohort.columns if not c.startswith("true_") and c != "pain_type"]
+    frame = cohort.loc[:, keep].reset_index(drop=True)
+    return Served(predictor, trained_store, _json_records(frame), frame)

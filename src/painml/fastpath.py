@@ -13,7 +13,9 @@ once (:class:`CompiledModel`) and replayed on arrays:
   :func:`painml.screening.score_arrays`;
 - LightGBM is asked through its booster with an explicit ``num_threads`` (1 on
   the one-record path: two OpenMP threads on one row cost more than the trees),
-  the logistic model through its coefficients;
+  the logistic model through its coefficients (summed by ``einsum``, whose
+  order does not depend on how many rows are scored together: BLAS's does,
+  by a few units in the last place);
 - the calibrators are scikit-learn's own fitted objects, applied as
   ``CalibratedClassifierCV.predict_proba`` does.
 
@@ -34,6 +36,8 @@ from __future__ import annotations
 
 import math
 import re
+import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -68,11 +72,22 @@ class Unsupported(Exception):
 
 @dataclass(frozen=True)
 class CheckedRecord:
-    """A record the schema would accept, as one-row column arrays in the schema's canonical form."""
+    """A record the schema would accept, in the schema's canonical form: one scalar per record column.
 
-    columns: dict[str, np.ndarray]
+    Findings and numbers are floats (NaN when missing), categories and ids
+    text (NaN when missing), as in ``Records.frame``.
+    """
+
+    values: dict[str, Any]
     extras: dict[str, Any]
     label: str | None
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The same record as one-row column arrays."""
+        return {
+            name: np.array([value], dtype=np.float64 if isinstance(value, float) else object)
+            for name, value in self.values.items()
+        }
 
 
 class RecordChecker:
@@ -104,12 +119,12 @@ class RecordChecker:
                 if not self.allow_extra:
                     return None
                 extras[name] = value
-        out: dict[str, np.ndarray] = {}
+        out: dict[str, Any] = {}
         for name, kind, low, high, allowed in self._specs:
             parsed = _parse(values.get(name), kind, low, high, allowed)
             if parsed is _BAD:
                 return None
-            out[name] = np.array([parsed], dtype=np.float64 if kind in ("binary", "integer", "number") else object)
+            out[name] = parsed
         label = None
         if LABEL.name in values:
             label = _parse(values[LABEL.name], "category", None, None, self._label)
@@ -211,7 +226,7 @@ class CompiledModel:
         self.transformer = pipeline.named_steps["features"]
         self.model = pipeline.named_steps["model"]
         self.feature_names = [str(n) for n in self.transformer.get_feature_names_out()]
-        self._steps = _compile_transformer(self.transformer, len(self.feature_names))
+        self._steps, self._row_steps = _compile_transformer(self.transformer, len(self.feature_names))
         self.booster = getattr(self.model, "booster_", None)
         model_classes = [str(c) for c in self.model.classes_]
         if len(model_classes) < 3:
@@ -219,11 +234,11 @@ class CompiledModel:
         if self.booster is not None:
             if callable(getattr(self.model, "_objective", None)):
                 raise Unsupported("a custom LightGBM objective")
-            self._response = "predict_proba"
-        elif hasattr(self.model, "coef_") and hasattr(self.model, "intercept_"):
-            self._response = "decision_function"
-        else:
+        elif not (hasattr(self.model, "coef_") and hasattr(self.model, "intercept_")):
             raise Unsupported(f"model {type(self.model).__name__}")
+        # What calibration reads, as scikit-learn picks it: the decision function when the
+        # pipeline has one (logistic; LightGBM >= 4.7, raw margins), else the probabilities.
+        self._decision = hasattr(self.pipeline, "decision_function")
         outer = estimator.classes_ if calibrated is not None else self.model.classes_
         outer = [str(c) for c in outer]
         if sorted(outer) != sorted(self.classes):
@@ -231,12 +246,25 @@ class CompiledModel:
         self._order = [outer.index(c) for c in self.classes]
         self._model_order = [model_classes.index(c) for c in self.classes]
         self.score_names = tuple(screening.SCORE_NAMES)
+        self._class_boosters: list[Any] | None = None
+        self._fast = _PerThread()
 
     # -- encoding
 
     def scores(self, columns: Columns, n: int) -> dict[str, np.ndarray]:
         """Every screening score, computed once: a feature, context in the output and shown in reasons."""
         return screening.score_arrays(columns, self.score_names, n)
+
+    def score_row(self, values: Mapping[str, Any]) -> dict[str, float]:
+        """:meth:`scores` for one record of scalars (:func:`painml.screening.score_record`)."""
+        return screening.score_record(values, self.score_names)
+
+    def encode_row(self, values: Mapping[str, Any], scores: Mapping[str, float]) -> np.ndarray:
+        """:meth:`encode` for one record of scalars: a (1, features) matrix with the same numbers."""
+        row: list[float] = []
+        for step in self._row_steps:
+            row.extend(step(values, scores))
+        return np.array(row, dtype=np.float64).reshape(1, -1)
 
     def encode(self, columns: Columns, n: int, scores: dict[str, np.ndarray]) -> np.ndarray:
         """The model's input matrix (n, features), equal to the fitted ColumnTransformer's output."""
@@ -246,26 +274,35 @@ class CompiledModel:
 
     # -- probabilities
 
-    def response(self, X: np.ndarray, threads: int | None) -> np.ndarray:
-        """What calibration reads: LightGBM's probabilities or the logistic decision function (model order)."""
+    def decision(self, X: np.ndarray, threads: int | None = None) -> np.ndarray:
+        """The model's raw scores (LightGBM margins, logistic decision function), model class order."""
         if self.booster is not None:
-            params = {} if threads is None else {"num_threads": threads}
-            result = self.booster.predict(X, validate_features=False, **params)
-            return np.asarray(result, dtype=np.float64)
-        from sklearn.utils.extmath import safe_sparse_dot
+            if X.shape[0] == 1 and threads == 1:
+                return self._one_row(self.booster, RAW_SCORE, X)
+            return np.asarray(self.booster.predict(X, raw_score=True, validate_features=False, **_threads(threads)))
+        # einsum, not BLAS: BLAS sums in a different order for one row than for many, which
+        # would make a patient's probabilities depend (in the last bit) on its batch.
+        coef = np.atleast_2d(self.model.coef_)
+        scores = np.einsum("ij,kj->ik", X, coef) + self.model.intercept_
+        return scores.reshape(-1) if scores.shape[1] == 1 else scores
 
-        coef = self.model.coef_
-        return safe_sparse_dot(X, coef.T if coef.ndim == 2 else coef, dense_output=True) + self.model.intercept_
+    def model_proba(self, X: np.ndarray, threads: int | None = None) -> np.ndarray:
+        """The uncalibrated model's ``predict_proba``, model class order."""
+        if self.booster is not None:
+            if X.shape[0] == 1 and threads == 1:
+                return self._one_row(self.booster, NORMAL, X)
+            return np.asarray(self.booster.predict(X, validate_features=False, **_threads(threads)))
+        from sklearn.utils.extmath import softmax
+
+        return softmax(self.decision(X), copy=False)
 
     def proba(self, X: np.ndarray, threads: int | None = None) -> np.ndarray:
         """Calibrated probabilities, columns in the bundle's class order."""
-        predictions = self.response(X, threads)
+        if X.shape[0] == 0:
+            return np.zeros((0, len(self.classes)))
         if self._calibrated is None:
-            if self._response == "decision_function":
-                from sklearn.utils.extmath import softmax
-
-                predictions = softmax(predictions, copy=False)
-            return predictions[:, self._model_order]
+            return self.model_proba(X, threads)[:, self._model_order]
+        predictions = self.decision(X, threads) if self._decision else self.model_proba(X, threads)
         return self._calibrate(predictions)[:, self._order]
 
     def _calibrate(self, predictions: np.ndarray) -> np.ndarray:
@@ -274,7 +311,7 @@ class CompiledModel:
         n_classes = cc.classes.shape[0]
         n = predictions.shape[0]
         if cc.method == "temperature":
-            proba = cc.calibrators[0].predict(predictions)
+            proba = _temperature_scaling(cc.calibrators[0].beta_, predictions)
         else:
             from sklearn.preprocessing import LabelEncoder
 
@@ -293,27 +330,127 @@ class CompiledModel:
 
     # -- explanations
 
-    def contributions(self, X: np.ndarray, threads: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
-        """Exact SHAP values (rows, encoded features, classes) and base values, raw model scale, bundle class order.
+    def contributions(self, X: np.ndarray, targets: np.ndarray, threads: int | None = None) -> np.ndarray | None:
+        """Exact SHAP values (rows, encoded features) of each row's ``targets`` class (bundle order), raw scale.
 
-        None for a model explained some other way (the caller then uses
-        :func:`painml.explain.top_reasons`).
+        LightGBM's TreeSHAP (``pred_contrib``) always explains every class; here
+        each class's trees are split into a booster of their own
+        (:func:`painml.explain.class_boosters`), so a row costs the trees of one
+        class only, with the same numbers. None for a model that is not LightGBM.
         """
         if self.booster is None:
             return None
-        params = {} if threads is None else {"num_threads": threads}
+        if self._class_boosters is None:
+            from painml.explain import class_boosters
+
+            self._class_boosters = class_boosters(self.booster)
         n, m = X.shape
-        contrib = np.asarray(self.booster.predict(X, pred_contrib=True, validate_features=False, **params))
-        contrib = contrib.reshape(n, -1, m + 1)[:, self._model_order, :]
-        return np.ascontiguousarray(contrib[:, :, :m].transpose(0, 2, 1)), contrib[:, :, m]
+        out = np.empty((n, m))
+        for k in np.unique(targets).tolist():
+            rows = np.flatnonzero(targets == k)
+            booster = self._class_boosters[self._model_order[k]]
+            part = X if len(rows) == n else X[rows]
+            if len(rows) == 1 and threads == 1:
+                values = self._one_row(booster, CONTRIB, part)
+            else:
+                values = np.asarray(booster.predict(part, pred_contrib=True, validate_features=False,
+                                                    **_threads(threads)))
+            out[rows] = values[:, :m]
+        return out
+
+    def _one_row(self, booster: Any, kind: int, X: np.ndarray) -> np.ndarray:
+        """LightGBM's single-row C entry point (``...SingleRowFast``): the same numbers without
+        ``Booster.predict``'s per-call set-up, about 45 us of a one-record request."""
+        fast = self._fast.get(id(booster), kind)
+        if fast is None:
+            fast = self._fast.put(id(booster), kind, _SingleRow(booster, kind, X.shape[1]))
+        return fast.predict(X)
 
 
-def _compile_transformer(transformer: Any, width: int) -> list[Step]:
+def _temperature_scaling(beta: float, predictions: np.ndarray) -> np.ndarray:
+    """``_TemperatureScaling.predict`` (scikit-learn 1.9) without its input checks: the same operations.
+
+    Probabilities (every entry in [0, 1], rows summing to 1) are read as
+    ``log(p + 1e-12)``, anything else as logits; then ``softmax(beta * logits)``.
+    """
+    x = np.asarray(predictions, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] < 2:
+        raise Unsupported("temperature scaling of a one-column response")
+    # (min/max first: raw margins are usually negative somewhere, and isclose is slow on small arrays)
+    if x.min() >= 0 and x.max() <= 1 and np.all(np.isclose(np.sum(x, axis=1), 1.0)):
+        x = np.log(x + 1e-12)
+    z = beta * x
+    z -= np.reshape(np.max(z, axis=1), (-1, 1))
+    np.exp(z, out=z)
+    z /= np.reshape(np.sum(z, axis=1), (-1, 1))
+    return z
+
+
+NORMAL, RAW_SCORE, CONTRIB = 0, 1, 3  # LightGBM's C_API_PREDICT_* codes
+
+
+class _PerThread(threading.local):
+    """Single-row predictors per thread: LightGBM's fast single-row state must not be shared."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[int, int], _SingleRow] = {}
+
+    def get(self, booster_id: int, kind: int) -> _SingleRow | None:
+        return self.items.get((booster_id, kind))
+
+    def put(self, booster_id: int, kind: int, fast: _SingleRow) -> _SingleRow:
+        self.items[(booster_id, kind)] = fast
+        return fast
+
+
+class _SingleRow:
+    """``LGBM_BoosterPredictForMatSingleRowFast`` for one booster and one prediction kind, one thread.
+
+    Gives exactly what ``Booster.predict`` gives for one float64 row with
+    ``num_threads=1`` (a test checks it); the C state is freed with the object.
+    """
+
+    def __init__(self, booster: Any, kind: int, n_features: int) -> None:
+        import ctypes
+
+        from lightgbm.basic import _LIB, _c_str, _safe_call
+
+        self._booster = booster  # the C handle must outlive the fast config
+        self._ctypes, self._lib, self._check = ctypes, _LIB, _safe_call
+        n_out = booster.num_model_per_iteration() * ((n_features + 1) if kind == CONTRIB else 1)
+        self.out = np.empty(n_out)
+        self.n_out = ctypes.c_int64()
+        self.handle = ctypes.c_void_p()
+        # as Booster.predict: the best iteration when there is one, else every tree
+        iterations = booster.best_iteration if booster.best_iteration > 0 else -1
+        _safe_call(_LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
+            booster._handle, ctypes.c_int(kind), ctypes.c_int(0), ctypes.c_int(iterations),
+            ctypes.c_int(1), ctypes.c_int32(n_features), _c_str("num_threads=1"), ctypes.byref(self.handle)))
+        self._out_ptr = self.out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+        self._finalizer = weakref.finalize(self, _LIB.LGBM_FastConfigFree, self.handle)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        row = np.ascontiguousarray(X[0], dtype=np.float64)
+        self._check(self._lib.LGBM_BoosterPredictForMatSingleRowFast(
+            self.handle, row.ctypes.data_as(self._ctypes.c_void_p), self._ctypes.byref(self.n_out), self._out_ptr))
+        return self.out[: self.n_out.value].copy().reshape(1, -1)
+
+
+def _threads(threads: int | None) -> dict[str, int]:
+    return {} if threads is None else {"num_threads": threads}
+
+
+RowStep = Callable[[Mapping[str, Any], Mapping[str, float]], list[float]]
+
+
+def _compile_transformer(transformer: Any, width: int) -> tuple[list[Step], list[RowStep]]:
+    """Column-array steps and their one-record twins, one pair per ColumnTransformer entry."""
     from sklearn.compose import ColumnTransformer
 
     if not isinstance(transformer, ColumnTransformer):
         raise Unsupported("the features step is not a ColumnTransformer")
     steps: list[Step] = []
+    rows: list[RowStep] = []
     total = 0
     for name, step, cols in transformer.transformers_:
         if name == "remainder":
@@ -323,13 +460,14 @@ def _compile_transformer(transformer: Any, width: int) -> list[Step]:
         if step == "drop":
             continue
         cols = [str(c) for c in cols]
-        compiled = _compile_step(step, cols)
+        compiled, row = _compile_step(step, cols)
         expected = transformer.output_indices_[name]
         steps.append(_checked_width(compiled, expected.stop - expected.start, name))
+        rows.append(row)
         total += expected.stop - expected.start
     if total != width:
         raise Unsupported("the transformer's outputs do not add up to its feature names")
-    return steps
+    return steps, rows
 
 
 def _checked_width(step: Step, width: int, name: str) -> Step:
@@ -342,13 +480,17 @@ def _checked_width(step: Step, width: int, name: str) -> Step:
     return run
 
 
-def _compile_step(step: Any, cols: list[str]) -> Step:
-    """A ColumnTransformer entry: the first step reads columns, later ones map arrays."""
+def _compile_step(step: Any, cols: list[str]) -> tuple[Step, RowStep]:
+    """A ColumnTransformer entry: the first step reads columns (or one record), later ones map arrays."""
     from sklearn.pipeline import Pipeline
 
     if isinstance(step, Pipeline):
         first, *rest = [s for _, s in step.steps]
-        head = _compile_step(first, cols)
+        if _reads_columns(first):
+            head, head_row = _compile_step(first, cols)
+        else:  # an imputer or scaler first: it reads the columns as they are
+            head, head_row = _compile_step("passthrough", cols)
+            rest = [first, *rest]
         tail = [_compile_array_step(s) for s in rest]
 
         def run(columns: Columns, n: int, scores: dict[str, np.ndarray]) -> np.ndarray:
@@ -357,12 +499,24 @@ def _compile_step(step: Any, cols: list[str]) -> Step:
                 x = f(x)
             return x
 
-        return run
+        def run_row(values: Mapping[str, Any], scores: Mapping[str, float]) -> list[float]:
+            x = np.array([head_row(values, scores)], dtype=np.float64)
+            for f in tail:
+                x = f(x)
+            return x[0].tolist()
+
+        return run, run_row
     if _is_passthrough(step):
-        return lambda columns, n, scores: _stack([np.asarray(columns[c], dtype=np.float64) for c in cols], n)
+        return (
+            lambda columns, n, scores: _stack([np.asarray(columns[c], dtype=np.float64) for c in cols], n),
+            lambda values, scores: [float(values[c]) for c in cols],
+        )
     if isinstance(step, screening.ScreeningScores):
         names = list(step.scores_)
-        return lambda columns, n, scores: _stack([scores[s] for s in names], n)
+        return (
+            lambda columns, n, scores: _stack([scores[s] for s in names], n),
+            lambda values, scores: [scores[s] for s in names],
+        )
     from sklearn.preprocessing import OneHotEncoder
 
     if isinstance(step, OneHotEncoder):
@@ -411,6 +565,13 @@ def _compile_array_step(step: Any) -> ArrayStep:
     raise Unsupported(f"step {type(step).__name__}")
 
 
+def _reads_columns(step: Any) -> bool:
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    return _is_passthrough(step) or isinstance(step, (Pipeline, OneHotEncoder, screening.ScreeningScores))
+
+
 def _is_passthrough(step: Any) -> bool:
     from sklearn.preprocessing import FunctionTransformer
 
@@ -446,6 +607,14 @@ def _compile_onehot(encoder: Any, cols: list[str]) -> Step:
         offset += len(categories)
     width = offset
 
+    def run_row(values: Mapping[str, Any], scores: Mapping[str, float]) -> list[float]:
+        out = [0.0] * width
+        for col, start, position, missing in layout:
+            index = _category_index(values[col], position, missing)
+            if index >= 0:
+                out[start + index] = 1.0
+        return out
+
     def run(columns: Columns, n: int, scores: dict[str, np.ndarray]) -> np.ndarray:
         out = np.zeros((n, width))
         rows = np.arange(n)
@@ -461,7 +630,7 @@ def _compile_onehot(encoder: Any, cols: list[str]) -> Step:
             out[rows[hit], start + index[hit]] = 1.0
         return out
 
-    return run
+    return run, run_row
 
 
 def _category_index(value: Any, position: Mapping[Any, int], missing: int) -> int:

@@ -1,0 +1,323 @@
+"""The predictor: loading, compiled and one-record paths against scikit-learn and the schema, flags, conformal sets."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from painml import explain, fastpath, schema, screening, tracking
+from painml.bundle import ModelBundle
+from painml.columns import BY_NAME, INPUT_COLUMNS
+from painml.predict import ModelNotFound, Predictor, prediction_sets, resolve_store
+from painml.simulate import simulate
+
+
+def _features(served) -> pd.DataFrame:
+    return schema.load_records(served.frame).features
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    return a == b
+
+
+def _assert_rows_equal(one: dict, other: dict) -> None:
+    """Two JSON rows agree exactly, reasons' sizes up to float summation order."""
+    assert one.keys() == other.keys()
+    for key in one:
+        if key == "reasons":
+            assert [{**r, "size": None} for r in one[key]] == [{**r, "size": None} for r in other[key]]
+            np.testing.assert_allclose([r["size"] for r in one[key]], [r["size"] for r in other[key]], rtol=1e-12,
+                                       atol=1e-12)
+        else:
+            assert one[key] == other[key], key
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def test_from_uri_reads_the_registry_alias(served):
+    p = served.predictor
+    assert p.name == served.store.config.tracking.registered_model
+    assert p.version == served.store.result.registered_version
+    assert p.run_id == served.store.result.run_id
+    assert p.compiled is not None
+    assert p.metrics["test_log_loss"] > 0
+
+
+def test_local_registry_read_agrees_with_mlflow(served, monkeypatch):
+    """The SQLite shortcut and MLflow's own resolution load the same model version."""
+    from painml import predict
+
+    store = served.store
+    monkeypatch.setattr(predict, "_sqlite_model_version", lambda store, uri: None)
+    via_mlflow = Predictor.from_uri(store.model_uri, tracking_uri=store.uri)
+    assert (via_mlflow.name, via_mlflow.version, via_mlflow.run_id) == (
+        served.predictor.name, served.predictor.version, served.predictor.run_id)
+    assert via_mlflow.metrics == served.predictor.metrics
+    features = _features(served)
+    np.testing.assert_array_equal(via_mlflow.predict_proba(features), served.predictor.predict_proba(features))
+
+
+def test_version_run_and_folder_uris(served):
+    store = served.store
+    name = store.config.tracking.registered_model
+    by_version = Predictor.from_uri(f"models:/{name}/{store.result.registered_version}", tracking_uri=store.uri)
+    assert by_version.version == store.result.registered_version
+    by_run = Predictor.from_uri(f"runs:/{store.result.run_id}/logistic", tracking_uri=store.uri)
+    assert by_run.metadata["family"] == "logistic"
+    folder = Predictor.from_uri(str(served.predictor.folder))
+    features = _features(served)
+    np.testing.assert_array_equal(folder.predict_proba(features), served.predictor.predict_proba(features))
+
+
+def test_missing_models_are_reported_not_raised_raw(served, tmp_path):
+    with pytest.raises(ModelNotFound, match="no alias 'nope'|nope"):
+        Predictor.from_uri(f"models:/{served.store.config.tracking.registered_model}@nope",
+                           tracking_uri=served.store.uri)
+    with pytest.raises(ModelNotFound, match="not a models:/ or runs:/ URI"):
+        Predictor.from_uri(str(tmp_path / "nothing-here"))
+
+
+def test_resolve_store_matches_tracking(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    for value in ("", "sqlite:////somewhere/else.db"):
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", value)
+        assert resolve_store(None) == tracking.resolve_tracking_uri(None)
+        assert resolve_store("sqlite:///x.db") == tracking.resolve_tracking_uri("sqlite:///x.db")
+
+
+def test_train_load_predictor_still_works(served):
+    from painml.train import load_predictor
+
+    tracking.use_store(served.store.uri)
+    p = load_predictor(served.store.model_uri)
+    np.testing.assert_array_equal(p.predict_proba(_features(served)), served.predictor.predict_proba(_features(served)))
+
+
+# --------------------------------------------------------------------------- one engine, every path
+
+
+@pytest.mark.parametrize("family", ["gbm", "logistic"])
+def test_compiled_model_equals_the_estimator(served, family):
+    store = served.store
+    predictor = Predictor.from_uri(f"runs:/{store.result.run_id}/{family}", tracking_uri=store.uri)
+    assert predictor.compiled is not None
+    records = schema.load_records(simulate("pain_clinic", 1500, seed=77))
+    mine, theirs = predictor.predict_proba(records.features), predictor._sklearn_proba(records.features)
+    if family == "gbm":
+        np.testing.assert_array_equal(mine, theirs)
+    else:  # the decision function is summed by einsum, scikit-learn's by BLAS
+        np.testing.assert_allclose(mine, theirs, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("family", ["gbm", "logistic"])
+def test_one_record_path_equals_the_batch_path(served, family):
+    store = served.store
+    predictor = Predictor.from_uri(f"runs:/{store.result.run_id}/{family}", tracking_uri=store.uri)
+    batch = predictor.predict_many(served.records, reasons=3)  # 60 rows: the frame path
+    for record, expected in zip(served.records, batch):
+        _assert_rows_equal(predictor.predict_one(record, reasons=3), expected)
+
+
+def test_frame_output_matches_json_rows(served):
+    p = served.predictor
+    frame = p.predict(served.frame, reasons=2)
+    rows = p.predict_many(served.records, reasons=2)
+    assert list(frame.columns) == p.output_columns(2)
+    for (_, f), r in zip(frame.iterrows(), rows):
+        assert f["patient_id"] == r["patient_id"]
+        assert [f[f"p_{c}"] for c in p.classes] == [r[f"p_{c}"] for c in p.classes]
+        assert f["prediction_set"] == "|".join(r["prediction_set"])
+        assert f["flags"] == "; ".join(r["flags"])
+        assert f["reason_1"] == str(explain.Reason(**r["reasons"][0]))
+
+
+@pytest.mark.parametrize("family", ["gbm", "logistic"])
+def test_fast_reasons_equal_top_reasons(served, family):
+    p = Predictor.from_uri(f"runs:/{served.store.result.run_id}/{family}", tracking_uri=served.store.uri)
+    records = schema.load_records(simulate("pain_clinic", 400, seed=5))
+    scored = p.score_records(records, reasons=4)
+    expected = explain.top_reasons(p.bundle, records.features, records.frame, k=4, class_index=scored.best)
+    for mine, theirs in zip(scored.reasons, expected):
+        assert [(r.feature, r.label, r.value, r.direction, r.class_name) for r in mine] == \
+               [(r.feature, r.label, r.value, r.direction, r.class_name) for r in theirs]
+        np.testing.assert_allclose([r.size for r in mine], [r.size for r in theirs], rtol=1e-12, atol=1e-12)
+
+
+def test_class_boosters_reproduce_pred_contrib(served):
+    compiled = served.predictor.compiled
+    columns = fastpath.columns_of(schema.load_records(served.frame).frame)
+    n = len(served.frame)
+    X = compiled.encode(columns, n, compiled.scores(columns, n))
+    full = compiled.booster.predict(X, pred_contrib=True).reshape(n, len(served.predictor.classes), -1)
+    targets = np.arange(n) % 3
+    values = compiled.contributions(X, targets)
+    order = compiled._model_order
+    expected = np.stack([full[r, order[targets[r]], :-1] for r in range(n)])
+    np.testing.assert_array_equal(values, expected)
+
+
+def test_one_record_runs_on_one_thread(served, monkeypatch):
+    """OpenMP/BLAS pools are limited to one thread while a record is scored, and LightGBM is set up for one."""
+    from threadpoolctl import threadpool_info
+
+    seen = []
+    original = fastpath._SingleRow.predict
+
+    def spy(self, X):
+        seen.append({pool["num_threads"] for pool in threadpool_info()})
+        return original(self, X)
+
+    monkeypatch.setattr(fastpath._SingleRow, "predict", spy)
+    served.predictor.predict_one(served.records[0], reasons=2)
+    assert seen and all(pools == {1} for pools in seen)
+
+
+def test_lightgbm_single_row_entry_point_equals_booster_predict(served):
+    compiled = served.predictor.compiled
+    columns = fastpath.columns_of(schema.load_records(served.frame).frame)
+    X = compiled.encode(columns, len(served.frame), compiled.scores(columns, len(served.frame)))
+    booster = compiled.booster
+    for kind, kwargs in ((fastpath.NORMAL, {}), (fastpath.RAW_SCORE, {"raw_score": True}),
+                         (fastpath.CONTRIB, {"pred_contrib": True})):
+        fast = fastpath._SingleRow(booster, kind, X.shape[1])
+        for i in range(10):
+            row = X[i:i + 1]
+            np.testing.assert_array_equal(fast.predict(row), booster.predict(row, num_threads=1, **kwargs))
+
+
+def test_reasons_out_of_range_are_refused(served):
+    with pytest.raises(ValueError, match="between 0 and 10"):
+        served.predictor.predict_one(served.records[0], reasons=11)
+
+
+# --------------------------------------------------------------------------- the one-record gate
+
+
+def _spellings(column) -> tuple[list, list]:
+    """(ordinary values, edge cases) for one column: the edge cases are the schema's to judge."""
+    if column.kind == "binary":
+        return ([True, False, 1, 0, 1.0, "yes", " No ", "TRUE", "t", "1.0", None],
+                ["maybe", 2, -1, "", float("nan"), [1], "1.5", "  "])
+    if column.kind in ("integer", "number"):
+        low = column.low if column.low is not None else 0
+        high = column.high if column.high is not None else low + 100
+        return ([low, high, int(low) + 1, float(int(low) + 2), str(int(low) + 1), f" {int(low) + 2} ", None],
+                [(low + high) / 2 + 0.5, "7.5", "1e1", low - 1, high + 1, True, "abc", "", float("inf"), "nan",
+                 10**400, -0.0, "+5", "٣"])
+    if column.kind == "category":
+        first = column.allowed[0]
+        return [first, first.upper(), f" {first} ", None], ["not-a-value", 1, True, "", 1.5]
+    return ["A-1", " A-2 ", 12, None], [12.5, True, "", "  ", -3]
+
+
+def test_record_checker_never_accepts_what_the_schema_rejects():
+    """Fuzz: an accepted record is valid for the schema and has exactly the schema's canonical values."""
+    rng = random.Random(7)
+    classes = ["nociceptive", "neuropathic", "mixed"]
+    checkers = {allow: fastpath.RecordChecker(classes, allow_extra=allow) for allow in (False, True)}
+    accepted = rejected = 0
+    for i in range(300):
+        record = {}
+        for column in INPUT_COLUMNS:
+            if rng.random() < 0.7:
+                record[column.name] = rng.choice(_spellings(column)[0])
+        for _ in range(rng.choice([0, 0, 1, 2])):
+            column = rng.choice(INPUT_COLUMNS)
+            record[column.name] = rng.choice(_spellings(column)[1])
+        if rng.random() < 0.1:
+            record["pain_type"] = rng.choice(["Mixed", "neuropathic", "other", None, 3])
+        if rng.random() < 0.1:
+            record["mrn"] = "x"
+        allow = rng.random() < 0.5
+        checked = checkers[allow].check(record)
+        if checked is None:
+            rejected += 1
+            continue
+        accepted += 1
+        records = schema.load_records(record, classes=classes, allow_extra=allow)  # must not raise
+        row = records.frame.iloc[0]
+        for column in INPUT_COLUMNS:
+            assert _same(checked.values[column.name], row[column.name]), (i, column.name, record.get(column.name))
+    assert accepted > 60 and rejected > 30
+
+
+def test_plain_records_take_the_fast_gate(served):
+    checker = fastpath.RecordChecker(served.predictor.classes, allow_extra=False)
+    assert all(checker.check(r) is not None for r in served.records)
+
+
+def test_scalar_screening_scores_equal_the_vectorised_ones():
+    frame = schema.load_records(simulate("pain_clinic", 3000, seed=11)).frame.copy()
+    rng = np.random.default_rng(0)
+    for name in frame.columns:
+        if name in BY_NAME and BY_NAME[name].kind != "id":
+            frame.loc[rng.random(len(frame)) < 0.15, name] = np.nan
+    expected = screening.compute_scores(frame)
+    for i, record in enumerate(frame.to_dict(orient="records")):
+        got = screening.score_record(record)
+        for name, value in got.items():
+            assert _same(value, float(expected[name].iloc[i])), (i, name)
+
+
+def test_boolean_spellings_match_the_schema():
+    assert fastpath.BOOLEAN_WORDS == schema._BOOLEAN
+
+
+# --------------------------------------------------------------------------- flags
+
+
+def _with_profile(predictor: Predictor, **changes) -> Predictor:
+    metadata = dict(predictor.metadata)
+    metadata["training_profile"] = {**metadata["training_profile"], **changes}
+    return Predictor(ModelBundle(predictor.bundle.estimator, metadata), predictor.name, predictor.version)
+
+
+def test_flags_name_what_training_never_saw(served):
+    p = _with_profile(served.predictor, blocks_seen=["dn4_interview", "examination", "tests"],
+                      categories={**served.predictor.metadata["training_profile"]["categories"],
+                                  "skin_biopsy": ["normal"]})
+    lo, hi = p.metadata["training_profile"]["numeric_ranges"]["age"]
+    base = {"patient_id": "f1", "age": hi + 1 if hi < 105 else lo - 1, "site": "clinic_mars",
+            "skin_biopsy": "abnormal", "pd_burning": 3, "burning": True}
+    row = p.predict_one(base)
+    text = " | ".join(row["flags"])
+    assert "age" in text and "training range" in text
+    assert "site 'clinic_mars'" in text
+    assert "skin_biopsy 'abnormal'" in text
+    assert "painDETECT recorded" in text
+    clean = p.predict_one({"patient_id": "f2", "age": lo, "burning": True})
+    assert clean["flags"] == []
+    frame = p.predict(pd.DataFrame([base, {"patient_id": "f2", "age": lo, "burning": True}]))
+    assert frame["flags"].tolist() == ["; ".join(row["flags"]), ""]
+
+
+def test_flags_of_one_record_equal_the_vectorised_flags(served):
+    p = served.predictor
+    records = schema.load_records(served.frame)
+    columns = fastpath.columns_of(records.frame)
+    flags = p._profile.flags(columns, len(records.frame))
+    checker = fastpath.RecordChecker(p.classes, allow_extra=True)
+    for i, record in enumerate(served.records):
+        assert p._profile.flags_row(checker.check(record).values) == flags.get(i, [])
+
+
+# --------------------------------------------------------------------------- conformal sets
+
+
+def test_conformal_coverage_on_held_out_patients(served):
+    """At least the nominal level minus 2 points on 5,000 patients the model never saw."""
+    p = served.predictor
+    records = schema.load_records(simulate("pain_clinic", 5000, seed=909), require_label=True, classes=p.classes)
+    proba = p.predict_proba(records.features)
+    sets = prediction_sets(proba, p.qhat)
+    truth = np.array([p.classes.index(v) for v in records.label])
+    coverage = sets[np.arange(len(truth)), truth].mean()
+    assert coverage >= p.confidence - 0.02, coverage
+    assert sets.sum(axis=1).mean() < len(p.classes)  # the sets say something
