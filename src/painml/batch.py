@@ -148,11 +148,12 @@ def score_file(
         if err_handle is not None:
             _close_synced(err_handle)
             err_handle = None
+        os.replace(tmp, output)
+        if err_writer is not None:
             os.replace(err_tmp, err_final)
             result.errors = err_final
-        elif err_final.exists():
+        elif err_final.exists():  # from an earlier run of the same output
             err_final.unlink()
-        os.replace(tmp, output)
     except BaseException:
         if writer is not None:
             writer.abort()

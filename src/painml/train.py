@@ -495,18 +495,4 @@ def _run_config(mlflow, run_id: str) -> TrainConfig:
 
 def load_predictor(model_uri: str) -> Predictor:
     """A Predictor for ``models:/``, ``runs:/`` URIs or a local model folder."""
-    import mlflow
-
-    local = Path(model_uri)
-    if not local.exists():
-        local = Path(mlflow.artifacts.download_artifacts(model_uri))
-    folder = local / "artifacts" / "bundle" if (local / "artifacts").exists() else local
-    name = version = None
-    if model_uri.startswith("models:/"):
-        name, _, ref = model_uri[len("models:/"):].partition("/")
-        if "@" in name:
-            name, _, alias = name.partition("@")
-            version = tracking.get_alias_version(name, alias)
-        else:
-            version = ref or None
-    return Predictor.from_folder(str(folder), name, version)
+    return Predictor.from_uri(model_uri)
