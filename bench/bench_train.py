@@ -31,8 +31,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 def fit_once(family: str, n_train: int, test_rows: int) -> dict:
     """Runs inside a subprocess: fit one family on n_train rows, score the test rows."""
-    import numpy as np
-
     from painml.config import load_config
     from painml.evaluate import classification_metrics, oracle_metrics
     from painml.predict import Predictor

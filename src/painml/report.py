@@ -423,7 +423,7 @@ dl.card-table dt{font-weight:600} dl.card-table dd{margin:0}
 
 def render(inputs: ReportInputs, max_rows: int = 2000) -> str:
     """The whole page as one HTML string."""
-    cfg, bundle = inputs.cfg, inputs.bundle
+    bundle = inputs.bundle
     classes = bundle.classes
     test = inputs.rows["test"]
     frame_test = inputs.frame.iloc[test]
