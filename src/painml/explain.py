@@ -94,6 +94,11 @@ TOWARDS, AWAY = "towards", "away from"
 # --------------------------------------------------------------------------- results
 
 
+def _logits(explanation: "RawExplanation | Explanation") -> np.ndarray:
+    """Base value plus the sum of contributions, per row and class: additive by construction."""
+    return explanation.base_values + explanation.values.sum(axis=1)
+
+
 @dataclass(frozen=True, eq=False)
 class RawExplanation:
     """SHAP values of the encoded features (what the model itself sees).
@@ -110,14 +115,8 @@ class RawExplanation:
     classes: list[str]
     scale: str
 
-    @property
-    def logits(self) -> np.ndarray:
-        """Base plus contributions: (rows, classes), the calibrated logit of each class."""
-        return self.base_values + self.values.sum(axis=1)
-
-    @property
-    def proba(self) -> np.ndarray:
-        return _softmax(self.logits)
+    logits = property(lambda self: _logits(self), doc="Base plus contributions: (rows, classes) calibrated logits.")
+    proba = property(lambda self: _softmax(_logits(self)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,13 +135,8 @@ class Explanation:
     classes: list[str]
     scale: str
 
-    @property
-    def logits(self) -> np.ndarray:
-        return self.base_values + self.values.sum(axis=1)
-
-    @property
-    def proba(self) -> np.ndarray:
-        return _softmax(self.logits)
+    logits = property(lambda self: _logits(self), doc="Base plus contributions: (rows, classes) calibrated logits.")
+    proba = property(lambda self: _softmax(_logits(self)))
 
     @property
     def predicted(self) -> np.ndarray:
@@ -503,6 +497,14 @@ def _sources(transformer) -> dict[str, str]:
 # --------------------------------------------------------------------------- reasons
 
 
+def largest(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column positions and values of the ``k`` largest |values| per row, largest first (ties stable)."""
+    top = np.argpartition(-np.abs(values), k - 1, axis=1)[:, :k]
+    sizes = np.take_along_axis(values, top, axis=1)
+    order = np.argsort(-np.abs(sizes), axis=1, kind="stable")
+    return np.take_along_axis(top, order, axis=1), np.take_along_axis(sizes, order, axis=1)
+
+
 def top_reasons(
     bundle: ModelBundle,
     features: pd.DataFrame,
@@ -526,10 +528,7 @@ def top_reasons(
     k = max(0, min(int(k), len(folded)))
     if k == 0 or n == 0:
         return [[] for _ in range(n)]
-    top = np.argpartition(-np.abs(values), k - 1, axis=1)[:, :k]
-    top_sizes = np.take_along_axis(values, top, axis=1)
-    order = np.argsort(-np.abs(top_sizes), axis=1, kind="stable")
-    top, top_sizes = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_sizes, order, axis=1)
+    top, top_sizes = largest(values, k)
     source = features if frame is None else frame
     needed = sorted(set(top.ravel().tolist()))
     shown = display_data([folded[j] for j in needed], source, features.index)

@@ -333,10 +333,9 @@ class Predictor:
         k = max(0, min(int(k), len(folding.names)))
         if k == 0 or n == 0:
             return [[] for _ in range(n)]
-        top = np.argpartition(-np.abs(folded), k - 1, axis=1)[:, :k]
-        sizes = np.take_along_axis(folded, top, axis=1)
-        order = np.argsort(-np.abs(sizes), axis=1, kind="stable")
-        top, sizes = np.take_along_axis(top, order, axis=1), np.take_along_axis(sizes, order, axis=1)
+        from painml.explain import largest
+
+        top, sizes = largest(folded, k)
         shown = {}
         for j in np.unique(top).tolist():
             feature = folding.names[j]

@@ -468,8 +468,8 @@ def promote(name: str, *, tracking_uri: str | None = None, version: str | None =
             return ("not promoted: the champion trained on the same file with a different split, so the "
                     "candidate's test rows are not held out for it; pass a held-out labelled file with --data")
         data = load_dataset(cfg)
-        records = Records(data.records.frame.iloc[split_rows(data.y, cfg)["test"]],
-                          data.records.label.iloc[split_rows(data.y, cfg)["test"]])
+        test = split_rows(data.y, cfg)["test"]
+        records = Records(data.records.frame.iloc[test], data.records.label.iloc[test])
         where = f"the candidate's test rows of {cfg.data.path} ({len(records.frame):,} rows)"
     primary = cfg.tracking.primary_metric
     y = records.label.to_numpy(dtype=object)
