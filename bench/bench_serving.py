@@ -311,16 +311,18 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
-    from painml.predict import Predictor, resolve_store
+    from painml.predict import Predictor
+    from painml.tracking import resolve_tracking_uri
 
-    store = resolve_store(args.tracking_uri)
+    store = resolve_tracking_uri(args.tracking_uri)
     args.store_args = ["--tracking-uri", store]
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
            "MLFLOW_DISABLE_TELEMETRY": "true"}
     predictor = Predictor.from_uri(args.model, tracking_uri=store)
-    booster = predictor.compiled.booster if predictor.compiled else None
+    trees = predictor.compiled.trees if predictor.compiled else None
+    n_trees = len(trees.arrays()["node_start"]) - 1 if trees is not None else "-"
     print(f"model {predictor.name} v{predictor.version} ({predictor.metadata.get('family')}, "
-          f"{booster.num_trees() if booster else '-'} trees); store {store}; CPU pressure now {pressure()}")
+          f"{n_trees} trees); store {store}; CPU pressure now {pressure()}")
     only = set(args.only or ("http", "batch", "cold"))
     records = patients(max(args.requests, 50), seed=99)
     http = batch = cold = None

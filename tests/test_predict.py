@@ -12,7 +12,7 @@ import pytest
 from painml import explain, fastpath, schema, screening, tracking
 from painml.bundle import ModelBundle
 from painml.columns import BY_NAME, INPUT_COLUMNS
-from painml.predict import ModelNotFound, Predictor, prediction_sets, resolve_store
+from painml.predict import ModelNotFound, Predictor, prediction_sets
 from painml.simulate import simulate
 
 
@@ -84,14 +84,6 @@ def test_missing_models_are_reported_not_raised_raw(served, tmp_path):
         Predictor.from_uri(str(tmp_path / "nothing-here"))
 
 
-def test_resolve_store_matches_tracking(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    for value in ("", "sqlite:////somewhere/else.db"):
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", value)
-        assert resolve_store(None) == tracking.resolve_tracking_uri(None)
-        assert resolve_store("sqlite:///x.db") == tracking.resolve_tracking_uri("sqlite:///x.db")
-
-
 def test_train_load_predictor_still_works(served):
     from painml.train import load_predictor
 
@@ -150,46 +142,82 @@ def test_fast_reasons_equal_top_reasons(served, family):
         np.testing.assert_allclose([r.size for r in mine], [r.size for r in theirs], rtol=1e-12, atol=1e-12)
 
 
-def test_class_boosters_reproduce_pred_contrib(served):
+def _encoded(served) -> np.ndarray:
     compiled = served.predictor.compiled
     columns = fastpath.columns_of(schema.load_records(served.frame).frame)
     n = len(served.frame)
-    X = compiled.encode(columns, n, compiled.scores(columns, n))
-    full = compiled.booster.predict(X, pred_contrib=True).reshape(n, len(served.predictor.classes), -1)
+    return compiled.encode(columns, n, compiled.scores(columns, n))
+
+
+def test_compiled_trees_reproduce_lightgbm(served):
+    """Raw scores bit for bit, one row or many; SHAP of any class as LightGBM's pred_contrib has it."""
+    compiled = served.predictor.compiled
+    booster = served.predictor.bundle.pipeline.named_steps["model"].booster_
+    X = _encoded(served)
+    n = len(X)
+    np.testing.assert_array_equal(compiled.decision(X), booster.predict(X, raw_score=True))
+    for i in range(5):
+        np.testing.assert_array_equal(compiled.decision(X[i:i + 1], threads=1), booster.predict(X[i:i + 1],
+                                                                                                raw_score=True))
+    full = booster.predict(X, pred_contrib=True).reshape(n, len(served.predictor.classes), -1)
     targets = np.arange(n) % 3
     values = compiled.contributions(X, targets)
-    order = compiled._model_order
-    expected = np.stack([full[r, order[targets[r]], :-1] for r in range(n)])
-    np.testing.assert_array_equal(values, expected)
+    expected = np.stack([full[r, compiled._model_order[targets[r]], :-1] for r in range(n)])
+    np.testing.assert_allclose(values, expected, rtol=0, atol=1e-10)
+
+
+def test_saved_compiled_model_equals_the_estimators(served, tmp_path):
+    """What serving reads from disk is what compiling the estimator gives: same probabilities, same SHAP."""
+    bundle = served.predictor.bundle
+    rebuilt = fastpath.CompiledModel.from_estimator(bundle.estimator, bundle.classes, bundle.metadata)
+    rebuilt.save(tmp_path / "compiled.npz")
+    reread = fastpath.CompiledModel.load(tmp_path / "compiled.npz")
+    X = _encoded(served)
+    best = np.arange(len(X)) % 3
+    for other in (rebuilt, reread):
+        np.testing.assert_array_equal(other.proba(X), served.predictor.compiled.proba(X))
+        np.testing.assert_array_equal(other.contributions(X, best), served.predictor.compiled.contributions(X, best))
+    proba = bundle.estimator.predict_proba(_features(served))
+    order = [list(bundle.estimator.classes_).index(c) for c in bundle.classes]
+    np.testing.assert_array_equal(reread.proba(X), proba[:, order])
 
 
 def test_one_record_runs_on_one_thread(served, monkeypatch):
-    """OpenMP/BLAS pools are limited to one thread while a record is scored, and LightGBM is set up for one."""
-    from threadpoolctl import threadpool_info
+    """A record is scored and explained on the calling thread: no pool is started for one row."""
+    from painml.trees import TreeEnsemble
 
     seen = []
-    original = fastpath._SingleRow.predict
+    for name in ("raw_scores", "contributions"):
+        original = getattr(TreeEnsemble, name)
 
-    def spy(self, X):
-        seen.append({pool["num_threads"] for pool in threadpool_info()})
-        return original(self, X)
+        def spy(self, *args, _original=original, **kwargs):
+            seen.append(kwargs.get("threads", args[-1] if len(args) > 1 else 1))
+            return _original(self, *args, **kwargs)
 
-    monkeypatch.setattr(fastpath._SingleRow, "predict", spy)
+        monkeypatch.setattr(TreeEnsemble, name, spy)
     served.predictor.predict_one(served.records[0], reasons=2)
-    assert seen and all(pools == {1} for pools in seen)
+    assert seen == [1, 1]
 
 
-def test_lightgbm_single_row_entry_point_equals_booster_predict(served):
-    compiled = served.predictor.compiled
-    columns = fastpath.columns_of(schema.load_records(served.frame).frame)
-    X = compiled.encode(columns, len(served.frame), compiled.scores(columns, len(served.frame)))
-    booster = compiled.booster
-    for kind, kwargs in ((fastpath.NORMAL, {}), (fastpath.RAW_SCORE, {"raw_score": True}),
-                         (fastpath.CONTRIB, {"pred_contrib": True})):
-        fast = fastpath._SingleRow(booster, kind, X.shape[1])
-        for i in range(10):
-            row = X[i:i + 1]
-            np.testing.assert_array_equal(fast.predict(row), booster.predict(row, num_threads=1, **kwargs))
+def test_serving_one_record_imports_no_training_stack(served, tmp_path):
+    """The command-line and HTTP path for one plainly valid record reads the compiled model only."""
+    import json
+    import subprocess
+    import sys
+
+    patient = tmp_path / "patient.json"
+    patient.write_text(json.dumps(served.records[0]))
+    code = (
+        "import json, sys\n"
+        "from painml.predict import Predictor\n"
+        f"p = Predictor.from_uri({served.store.model_uri!r}, tracking_uri={served.store.uri!r})\n"
+        f"row = p.predict_one(json.load(open({str(patient)!r})), reasons=3)\n"
+        "heavy = {'sklearn', 'lightgbm', 'pandas', 'skops', 'mlflow', 'pandera', 'matplotlib', 'shap'}\n"
+        "print(json.dumps({'loaded': sorted(heavy & {m.split('.')[0] for m in sys.modules}), "
+        "'reasons': len(row['reasons'])}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"loaded": [], "reasons": 3}
 
 
 def test_reasons_out_of_range_are_refused(served):

@@ -19,6 +19,7 @@ from sklearn.utils.estimator_checks import (
 )
 
 from painml import columns
+from painml.features import ScreeningScores
 from painml.screening import (
     DN4_INTERVIEW_POSITIVE,
     DN4_POSITIVE,
@@ -27,7 +28,6 @@ from painml.screening import (
     PAINDETECT_BANDS,
     SCORE_COLUMNS,
     SCORE_NAMES,
-    ScreeningScores,
     compute_scores,
 )
 

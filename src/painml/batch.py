@@ -86,9 +86,8 @@ def score_file(
     before anything is written; row-level problems only set rows aside.
 
     The next chunk is read and validated on a second thread while the current
-    one is scored. ``threads`` is LightGBM's thread count for scoring: by
-    default one without reasons (the reader keeps the other core busy) and
-    all cores with reasons (explanations dominate).
+    one is scored. ``threads`` splits each chunk's trees and explanations
+    across that many threads (default: every core).
     """
     input, output = Path(input), Path(output)
     if output.suffix.lower() not in OUTPUT_KINDS:
@@ -100,8 +99,6 @@ def score_file(
     if not output.parent.is_dir():
         raise FileNotFoundError(f"{output.parent}: no such folder for the output")
     reasons = int(reasons)
-    if threads is None:
-        threads = 0 if reasons else 1
     start = time.perf_counter()
     total = _count_rows(input)
     result = BatchResult(output=output, errors=None)
@@ -173,7 +170,7 @@ def score_file(
 
 def _validated(path: Path, chunksize: int, classes: list[str]) -> Iterator[tuple[int, schema.Records, list]]:
     """(rows read, valid records, problems) per chunk; a problem with the file as a whole raises."""
-    for offset, chunk in schema.iter_raw(path, chunksize):
+    for offset, chunk in schema.iter_raw(path, chunksize, truth=False):
         records, problems = schema.split_valid(chunk, classes=classes, allow_extra=True, row_offset=offset)
         if records is None:
             raise schema.SchemaError([_as_file_problem(p, path) for p in problems])

@@ -5,39 +5,62 @@ not on :data:`TRUSTED_TYPES` (a pickle can run arbitrary code on load). The
 metadata JSON carries everything the predictor needs besides the estimator:
 the label set, the conformal threshold, the ranges seen in training (to flag
 unfamiliar inputs), the evaluation metrics and the data lineage.
+
+Next to them, :data:`COMPILED_FILE` holds the same fitted model as plain
+arrays (:class:`painml.fastpath.CompiledModel`): scoring reads that, so
+serving one patient never imports scikit-learn, LightGBM or skops, and the
+estimator itself is only loaded when something asks for it (explanations
+through SHAP, reports, models the compiled form does not cover).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import skops.io as sio
-from sklearn.pipeline import Pipeline
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+    from painml.fastpath import CompiledModel
 
 ESTIMATOR_FILE = "model.skops"
 METADATA_FILE = "metadata.json"
+COMPILED_FILE = "compiled.npz"
 
 TRUSTED_TYPES = [
     "collections.OrderedDict",
     "numpy.dtype",
     "lightgbm.basic.Booster",
     "lightgbm.sklearn.LGBMClassifier",
-    "painml.screening.ScreeningScores",
+    "painml.features.ScreeningScores",
+    "painml.screening.ScreeningScores",  # models saved before it moved to painml.features
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._TemperatureScaling",
     "sklearn.calibration._SigmoidCalibration",
 ]
 
 
-@dataclass
 class ModelBundle:
-    """A calibrated classifier and its metadata; ``pipeline`` is the uncalibrated features + model."""
+    """A calibrated classifier and its metadata; ``pipeline`` is the uncalibrated features + model.
 
-    estimator: Any
-    metadata: dict[str, Any] = field(default_factory=dict)
+    Built from an estimator in memory (training), or from a folder
+    (:meth:`load`), in which case the estimator is read on first use.
+    """
+
+    def __init__(self, estimator: Any = None, metadata: dict[str, Any] | None = None, *, folder: Path | None = None):
+        if estimator is None and folder is None:
+            raise ValueError("a bundle needs an estimator or a folder to load it from")
+        self._estimator = estimator
+        self.metadata: dict[str, Any] = metadata if metadata is not None else {}
+        self.folder = folder
+        self._compiled: CompiledModel | None | bool = False  # False: not looked for yet
+
+    @property
+    def estimator(self) -> Any:
+        if self._estimator is None:
+            self._estimator = _load_estimator(self.folder)
+        return self._estimator
 
     @property
     def classes(self) -> list[str]:
@@ -62,22 +85,55 @@ class ModelBundle:
             return float(calibrators[0].beta_)
         return None
 
+    def compiled(self) -> CompiledModel | None:
+        """The model as plain arrays: read from the folder when saved there, else compiled from the
+        estimator; None when the estimator has a step the compiled form does not cover."""
+        if self._compiled is False:
+            from painml import fastpath
+
+            path = None if self.folder is None else self.folder / COMPILED_FILE
+            if path is not None and path.exists():
+                self._compiled = fastpath.CompiledModel.load(path)
+            else:
+                try:
+                    self._compiled = fastpath.CompiledModel.from_estimator(self.estimator, self.classes, self.metadata)
+                except fastpath.Unsupported as why:
+                    import logging
+
+                    logging.getLogger(__name__).info("scoring through scikit-learn (no compiled form): %s", why)
+                    self._compiled = None
+        return self._compiled  # type: ignore[return-value]
+
     def save(self, folder: str | Path) -> Path:
+        import skops.io as sio
+
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         sio.dump(self.estimator, folder / ESTIMATOR_FILE)
         (folder / METADATA_FILE).write_text(json.dumps(self.metadata, indent=2, default=_jsonable))
+        compiled = self.compiled()
+        if compiled is not None:
+            compiled.save(folder / COMPILED_FILE)
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path) -> "ModelBundle":
+    def load(cls, folder: str | Path) -> ModelBundle:
+        """The metadata now; the estimator when first used (``ValueError`` then if it holds untrusted types)."""
         folder = Path(folder)
-        untrusted = set(sio.get_untrusted_types(file=folder / ESTIMATOR_FILE)) - set(TRUSTED_TYPES)
-        if untrusted:
-            raise ValueError(f"{folder}: refusing to load untrusted types {sorted(untrusted)}")
-        estimator = sio.load(folder / ESTIMATOR_FILE, trusted=TRUSTED_TYPES)
         metadata = json.loads((folder / METADATA_FILE).read_text())
-        return cls(estimator, metadata)
+        if not (folder / ESTIMATOR_FILE).exists():
+            raise FileNotFoundError(f"{folder}: no {ESTIMATOR_FILE}")
+        return cls(metadata=metadata, folder=folder)
+
+
+def _load_estimator(folder: Path | None) -> Any:
+    import skops.io as sio
+
+    file = Path(folder) / ESTIMATOR_FILE
+    untrusted = set(sio.get_untrusted_types(file=file)) - set(TRUSTED_TYPES)
+    if untrusted:
+        raise ValueError(f"{folder}: refusing to load untrusted types {sorted(untrusted)}")
+    return sio.load(file, trusted=TRUSTED_TYPES)
 
 
 def _jsonable(value: Any) -> Any:

@@ -41,12 +41,11 @@ for a cohort, :func:`log_explanations` logs them under ``shap/`` of a run and
 
 from __future__ import annotations
 
-import math
 import re
 import warnings
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +54,21 @@ import pandas as pd
 
 from painml import screening
 from painml.bundle import ModelBundle
-from painml.columns import BY_NAME, FEATURE_COLUMNS
+from painml.columns import BY_NAME
 from painml.features import feature_sources
+from painml.reasons import (
+    AWAY,
+    TOWARDS,
+    Reason,
+    display_name,
+    display_value,
+    fill_unknown_means,
+    fold_matrix,
+    folded_names,
+    largest,
+    plain,
+    reason_label,
+)
 
 __all__ = [
     "AWAY",
@@ -88,7 +100,6 @@ __all__ = [
 FEATURE_MEANS_KEY = "feature_means"
 """Optional bundle metadata: {encoded feature: training mean}, the logistic model's background."""
 
-TOWARDS, AWAY = "towards", "away from"
 
 
 # --------------------------------------------------------------------------- results
@@ -170,29 +181,6 @@ class Explanation:
             feature_names=self.display_names,
             output_names=[f"log-odds of {self.classes[k]}"],
         )
-
-
-@dataclass(frozen=True)
-class Reason:
-    """One reason behind one row's prediction for one class.
-
-    ``size`` is the feature's SHAP value in calibrated log-odds of
-    ``class_name``: positive pushes the probability of that class up
-    (``direction == "towards"``), negative pushes it down ("away from").
-    """
-
-    feature: str
-    label: str
-    value: Any
-    direction: str
-    class_name: str
-    size: float
-
-    def __str__(self) -> str:
-        return f"{self.label} ({self.direction} {self.class_name}, {self.size:+.2f} log-odds)"
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # --------------------------------------------------------------------------- SHAP values
@@ -390,25 +378,22 @@ def _linear_values(bundle, transformer, model, matrix: np.ndarray, names: list[s
 
 
 def background_mean(bundle: ModelBundle, transformer, names: list[str], matrix: np.ndarray) -> np.ndarray:
-    """Training mean of each encoded column: metadata, else 0 for standardised columns.
+    """Training mean of each encoded column (:func:`known_means`); the explained rows' own mean, with a
+    warning, for any column whose training mean is not known."""
+    return fill_unknown_means(known_means(bundle.metadata, transformer, names), matrix)
 
-    Falls back to the explained rows' own mean (with a warning) for any column
-    that is neither stored nor the output of a centring ``StandardScaler``.
-    """
-    stored: Mapping[str, float] = bundle.metadata.get(FEATURE_MEANS_KEY) or {}
+
+def known_means(metadata: Mapping[str, Any], transformer, names: Sequence[str]) -> np.ndarray:
+    """Training mean of each encoded column: stored in the metadata, else 0 after a centring
+    ``StandardScaler``, else NaN (unknown)."""
+    stored: Mapping[str, float] = metadata.get(FEATURE_MEANS_KEY) or {}
     centred = _standardised_outputs(transformer)
-    mean = np.zeros(len(names))
-    unknown = []
+    mean = np.full(len(names), np.nan)
     for j, name in enumerate(names):
         if name in stored:
             mean[j] = float(stored[name])
-        elif name not in centred:
-            unknown.append(j)
-    if unknown:
-        warnings.warn(f"no training mean known for {len(unknown)} encoded columns; using the explained rows' mean "
-                      f"(store metadata[{FEATURE_MEANS_KEY!r}] at training time to fix this)",
-                      UserWarning, stacklevel=3)
-        mean[unknown] = matrix[:, unknown].mean(axis=0)
+        elif name in centred:
+            mean[j] = 0.0
     return mean
 
 
@@ -438,26 +423,11 @@ def fold(raw: RawExplanation, sources: Mapping[str, str], records: pd.DataFrame 
     absent = [n for n in raw.feature_names if n not in sources]
     if absent:
         raise ValueError(f"no source known for the encoded columns {absent}")
-    folded = _folded_names(raw.feature_names, sources)
-    matrix = _fold_matrix(raw.feature_names, sources, folded)
+    folded = folded_names(raw.feature_names, sources)
+    matrix = fold_matrix(raw.feature_names, sources, folded)
     values = np.einsum("rec,ef->rfc", raw.values, matrix, optimize=True)
     data = display_data(folded, records, raw.data.index)
     return Explanation(values, raw.base_values, folded, data, raw.classes, raw.scale)
-
-
-def _folded_names(encoded: Sequence[str], sources: Mapping[str, str]) -> list[str]:
-    """Record columns in schema order, then screening scores, then anything else."""
-    origins = set(sources[n] for n in encoded)
-    folded = [c for c in (*FEATURE_COLUMNS, *screening.SCORE_NAMES) if c in origins]
-    return folded + sorted(origins - set(folded))
-
-
-def _fold_matrix(encoded: Sequence[str], sources: Mapping[str, str], folded: Sequence[str]) -> np.ndarray:
-    position = {f: i for i, f in enumerate(folded)}
-    matrix = np.zeros((len(encoded), len(folded)))
-    for e, name in enumerate(encoded):
-        matrix[e, position[sources[name]]] = 1.0
-    return matrix
 
 
 def display_data(folded: Sequence[str], records: pd.DataFrame | None, index: pd.Index) -> pd.DataFrame:
@@ -497,14 +467,6 @@ def _sources(transformer) -> dict[str, str]:
 # --------------------------------------------------------------------------- reasons
 
 
-def largest(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Column positions and values of the ``k`` largest |values| per row, largest first (ties stable)."""
-    top = np.argpartition(-np.abs(values), k - 1, axis=1)[:, :k]
-    sizes = np.take_along_axis(values, top, axis=1)
-    order = np.argsort(-np.abs(sizes), axis=1, kind="stable")
-    return np.take_along_axis(top, order, axis=1), np.take_along_axis(sizes, order, axis=1)
-
-
 def top_reasons(
     bundle: ModelBundle,
     features: pd.DataFrame,
@@ -522,9 +484,9 @@ def top_reasons(
     """
     values, _, targets, names = class_values(bundle, features, class_index)
     sources = _sources(bundle.pipeline.named_steps["features"])
-    folded = _folded_names(names, sources)
+    folded = folded_names(names, sources)
     n = len(features)
-    values = values @ _fold_matrix(names, sources, folded)
+    values = values @ fold_matrix(names, sources, folded)
     k = max(0, min(int(k), len(folded)))
     if k == 0 or n == 0:
         return [[] for _ in range(n)]
@@ -539,7 +501,7 @@ def top_reasons(
         reasons = []
         for j, size in zip(top[r], top_sizes[r]):
             feature = folded[j]
-            value = _plain(columns[j][r])
+            value = plain(columns[j][r])
             reasons.append(Reason(feature, reason_label(feature, value), value,
                                   TOWARDS if size >= 0 else AWAY, cls, float(size)))
         out.append(reasons)
@@ -560,105 +522,7 @@ def _targets(class_index, logits: np.ndarray, classes: Sequence[str]) -> np.ndar
     return targets
 
 
-def _plain(value: Any) -> Any:
-    """A JSON-friendly value: None for missing, Python scalars otherwise."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return None
-    if hasattr(value, "item"):
-        value = value.item()
-        if isinstance(value, float) and math.isnan(value):
-            return None
-    return value
-
-
 # --------------------------------------------------------------------------- vocabulary
-
-_NAMES = {
-    "age": "age",
-    "pain_duration_months": "pain duration",
-    "hba1c": "HbA1c",
-    "hiv": "HIV infection",
-    "tinel_sign": "Tinel's sign",
-    "pd_burning": "painDETECT burning",
-    "pd_tingling_prickling": "painDETECT tingling or prickling",
-    "pd_light_touch_painful": "painDETECT light touch painful",
-    "pd_sudden_attacks": "painDETECT sudden pain attacks",
-    "pd_temperature_painful": "painDETECT cold or heat painful",
-    "pd_numbness": "painDETECT numbness",
-    "pd_pressure_painful": "painDETECT slight pressure painful",
-    "dn4": "DN4 score",
-    "dn4_interview": "DN4 interview score",
-    "paindetect": "painDETECT score",
-    "paindetect_band": "painDETECT band",
-    "lanss": "LANSS score",
-    "id_pain": "ID-Pain score",
-    "neupsig_grade": "NeuPSIG grade",
-}
-_VALUES = {
-    "persistent_slight_fluctuation": "persistent, slight fluctuations",
-    "persistent_with_attacks": "persistent with pain attacks",
-    "attacks_pain_free_between": "attacks, pain-free between",
-    "attacks_pain_between": "attacks with pain between",
-    "head_face": "head or face",
-    "stocking_glove": "stocking-glove",
-}
-_PD_LEVELS = ("never", "hardly noticed", "slightly", "moderately", "strongly", "very strongly")
-_YES_NO_BLOCKS = ("pain_history", "comorbidities")
-_SCORE_RANGE = {"dn4": "/10", "dn4_interview": "/7"}
-
-
-def display_name(feature: str) -> str:
-    """A short readable name: "brush allodynia", "painDETECT score", "painDETECT burning"."""
-    if feature in _NAMES:
-        return _NAMES[feature]
-    return feature.replace("_", " ")
-
-
-def display_value(feature: str, value: Any) -> str:
-    """The recorded value in words: "present", "lower limb", "23", "not recorded"."""
-    value = _plain(value)
-    column = BY_NAME.get(feature)
-    if value is None:
-        if column is not None and column.block == "tests":
-            return "not done"
-        if column is None:
-            return "not available (items missing)"
-        return "not recorded"
-    if feature == "paindetect_band":
-        return screening.PAINDETECT_BANDS[int(value)]
-    if feature == "neupsig_grade":
-        return screening.NEUPSIG_GRADES[int(value)]
-    if column is None:  # a screening score
-        return f"{_number(value)}{_SCORE_RANGE.get(feature, '')}"
-    if column.kind == "binary":
-        yes = bool(float(value))
-        if column.block in _YES_NO_BLOCKS:
-            return "yes" if yes else "no"
-        return "present" if yes else "absent"
-    if column.kind == "category":
-        return _VALUES.get(str(value), str(value).replace("_", " "))
-    if feature.startswith("pd_"):
-        level = int(value)
-        return f"{_PD_LEVELS[level]} ({level}/5)" if 0 <= level < len(_PD_LEVELS) else _number(value)
-    if feature == "age":
-        return f"{_number(value)} years"
-    if feature == "pain_duration_months":
-        return f"{_number(value)} months"
-    if feature == "pain_intensity":
-        return f"{_number(value)}/10"
-    if feature == "hba1c":
-        return f"{_number(value)} %"
-    return _number(value)
-
-
-def reason_label(feature: str, value: Any) -> str:
-    return f"{display_name(feature)}: {display_value(feature, value)}"
-
-
-def _number(value: Any) -> str:
-    x = float(value)
-    return str(int(x)) if x.is_integer() else f"{x:.1f}"
-
 
 def numeric_data(explanation: Explanation) -> np.ndarray:
     """Feature values as numbers for colouring plots: categories by their allowed position, NaN kept."""

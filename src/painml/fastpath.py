@@ -1,28 +1,29 @@
-"""The model without pandas: records as column arrays, the fitted pipeline read as plain numpy.
+"""The model without pandas or scikit-learn: records as column arrays, the fitted model as plain arrays.
 
 Scoring a record through scikit-learn means a one-row DataFrame, a
 ``ColumnTransformer`` that validates and concatenates frames, and a LightGBM
 call that converts the frame back to numbers: several milliseconds for a
-fraction of a millisecond of arithmetic. Here the fitted pipeline is read
-once (:class:`CompiledModel`) and replayed on arrays:
+fraction of a millisecond of arithmetic, and a second or two of imports
+before the first one. Here the fitted estimator is read once into a
+:class:`CompiledModel`: a JSON description plus arrays, saved next to the
+estimator (:data:`painml.bundle.COMPILED_FILE`), and replayed on arrays:
 
 - ``passthrough`` columns are stacked as float64, one-hot encoders use their
-  fitted ``categories_`` (NaN as a category of its own, unknown values as all
-  zeros), imputers their ``statistics_`` and missing-value indicators, scalers
-  their ``mean_`` and ``scale_``, the screening step
+  fitted categories (NaN as a category of its own, unknown values as all
+  zeros), imputers their statistics and missing-value indicators, scalers
+  their mean and scale, the screening step
   :func:`painml.screening.score_arrays`;
-- LightGBM is asked through its booster with an explicit ``num_threads`` (1 on
-  the one-record path: two OpenMP threads on one row cost more than the trees),
+- LightGBM's trees through :mod:`painml.trees` (the same sums, bit for bit),
   the logistic model through its coefficients (summed by ``einsum``, whose
   order does not depend on how many rows are scored together: BLAS's does,
   by a few units in the last place);
-- the calibrators are scikit-learn's own fitted objects, applied as
-  ``CalibratedClassifierCV.predict_proba`` does.
+- temperature calibration with scikit-learn's own operations.
 
-Anything else in a pipeline raises :class:`Unsupported` at compile time and
-the predictor keeps scikit-learn's path. Every prediction path (one record,
-a batch, HTTP, MLflow's pyfunc) goes through the same compiled model, and the
-tests check it against the estimator's own ``predict_proba``.
+Anything else (sigmoid or isotonic calibration, binary labels, another
+model) raises :class:`Unsupported` when compiling and the predictor keeps
+scikit-learn's path. Every prediction path (one record, a batch, HTTP,
+MLflow's pyfunc) goes through the same compiled model, and the tests check
+it against the estimator's own ``predict_proba``.
 
 :class:`RecordChecker` is the matching one-record gate. It accepts a record
 only when it can prove that :func:`painml.schema.load_records` would accept
@@ -34,16 +35,16 @@ checker accepts is therefore never one the schema would reject.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
-import threading
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from painml import screening
 from painml.columns import BY_NAME, INPUT_COLUMNS, LABEL, TRUE_PREFIX
@@ -190,64 +191,82 @@ def _parse(value: Any, kind: str, low: float | None, high: float | None, allowed
     return _BAD
 
 
-def columns_of(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+def columns_of(frame: Any) -> dict[str, np.ndarray]:
     """The record columns of a validated frame (``Records.frame``) as arrays, without copies."""
     return {c.name: frame[c.name].to_numpy() for c in INPUT_COLUMNS}
 
 
 # --------------------------------------------------------------------------- compiled model
 
-
-Step = Callable[[Columns, int, dict[str, np.ndarray]], np.ndarray]
+FORMAT = 1
+Step = Callable[[Columns, int, Mapping[str, np.ndarray]], np.ndarray]
+RowStep = Callable[[Mapping[str, Any], Mapping[str, float]], list[float]]
 ArrayStep = Callable[[np.ndarray], np.ndarray]
+_TREES = "trees."
 
 
 class CompiledModel:
-    """A fitted painml estimator replayed on column arrays; see the module docstring."""
+    """A fitted painml estimator as a plain description plus arrays; see the module docstring.
 
-    def __init__(self, estimator: Any, classes: Sequence[str]) -> None:
-        from sklearn.pipeline import Pipeline
+    ``spec`` is JSON (steps, categories, imputer and scaler statistics, the
+    linear model, calibration); ``arrays`` hold the trees. :meth:`save` and
+    :meth:`load` keep both in one ``.npz`` read without pickles.
+    """
 
-        self.classes = list(classes)
-        calibrated = getattr(estimator, "calibrated_classifiers_", None)
-        if calibrated is not None:
-            if len(calibrated) != 1:
-                raise Unsupported("an ensemble of calibrated classifiers")
-            self._calibrated = calibrated[0]
-            pipeline = getattr(self._calibrated.estimator, "estimator", self._calibrated.estimator)
-            if self._calibrated.method not in ("sigmoid", "isotonic", "temperature"):
-                raise Unsupported(f"calibration method {self._calibrated.method!r}")
-        else:
-            self._calibrated = None
-            pipeline = estimator
-        if not isinstance(pipeline, Pipeline) or list(pipeline.named_steps) != ["features", "model"]:
-            raise Unsupported("the estimator is not a features + model pipeline")
-        self.pipeline = pipeline
-        self.transformer = pipeline.named_steps["features"]
-        self.model = pipeline.named_steps["model"]
-        self.feature_names = [str(n) for n in self.transformer.get_feature_names_out()]
-        self._steps, self._row_steps = _compile_transformer(self.transformer, len(self.feature_names))
-        self.booster = getattr(self.model, "booster_", None)
-        model_classes = [str(c) for c in self.model.classes_]
-        if len(model_classes) < 3:
-            raise Unsupported("binary models take scikit-learn's path")
-        if self.booster is not None:
-            if callable(getattr(self.model, "_objective", None)):
-                raise Unsupported("a custom LightGBM objective")
-        elif not (hasattr(self.model, "coef_") and hasattr(self.model, "intercept_")):
-            raise Unsupported(f"model {type(self.model).__name__}")
-        # What calibration reads, as scikit-learn picks it: the decision function when the
-        # pipeline has one (logistic; LightGBM >= 4.7, raw margins), else the probabilities.
-        self._decision = hasattr(self.pipeline, "decision_function")
-        outer = estimator.classes_ if calibrated is not None else self.model.classes_
-        outer = [str(c) for c in outer]
-        if sorted(outer) != sorted(self.classes):
-            raise Unsupported("the estimator's classes differ from the bundle's")
-        self._order = [outer.index(c) for c in self.classes]
-        self._model_order = [model_classes.index(c) for c in self.classes]
+    def __init__(self, spec: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        if spec.get("format") != FORMAT:
+            raise Unsupported(f"compiled model format {spec.get('format')!r}; this painml reads {FORMAT}")
+        self.spec = dict(spec)
+        self.classes = list(spec["classes"])
+        self.feature_names = list(spec["feature_names"])
+        self.sources = dict(zip(self.feature_names, spec["sources"]))
         self.score_names = tuple(screening.SCORE_NAMES)
-        self._class_boosters: list[Any] | None = None
-        self._fast = _PerThread()
+        self._steps: list[Step] = []
+        self._row_steps: list[RowStep] = []
+        for step in spec["steps"]:
+            run, run_row = _runtime_step(step)
+            self._steps.append(_checked_width(run, step["width"], step["name"]))
+            self._row_steps.append(run_row)
+        model = spec["model"]
+        self.family = model["kind"]
+        self._model_order = np.asarray(model["order"], dtype=np.intp)
+        if self.family == "trees":
+            from painml.trees import TreeEnsemble
+
+            self.trees = TreeEnsemble.from_arrays(
+                {k[len(_TREES):]: v for k, v in arrays.items() if k.startswith(_TREES)})
+            self.coef = self.intercept = self.background = None
+        else:
+            self.trees = None
+            self.coef = np.asarray(model["coef"], dtype=np.float64)
+            self.intercept = np.asarray(model["intercept"], dtype=np.float64)
+            self.background = np.asarray(model["background"], dtype=np.float64)
+        calibration = spec["calibration"]
+        self.temperature = None if calibration is None else float(calibration["beta"])
+        self._order = self._model_order if calibration is None else np.asarray(calibration["order"], dtype=np.intp)
+
+    # -- building and storing
+
+    @classmethod
+    def from_estimator(cls, estimator: Any, classes: Sequence[str], metadata: Mapping[str, Any]) -> CompiledModel:
+        """Read a fitted painml estimator (scikit-learn and LightGBM are imported here, not when scoring)."""
+        spec, arrays = _compile_estimator(estimator, list(classes), metadata)
+        return cls(spec, arrays)
+
+    def save(self, path: str | Path) -> None:
+        arrays = {} if self.trees is None else {_TREES + k: v for k, v in self.trees.arrays().items()}
+        np.savez(path, spec=np.array(json.dumps(self.spec)), **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> CompiledModel:
+        with np.load(path, allow_pickle=False) as stored:
+            arrays = {k: stored[k] for k in stored.files}
+        return cls(json.loads(str(arrays.pop("spec"))), arrays)
+
+    @property
+    def temperature_factor(self) -> float:
+        """Calibrated logits are the raw ones times this (1 without calibration)."""
+        return 1.0 if self.temperature is None else self.temperature
 
     # -- encoding
 
@@ -266,7 +285,7 @@ class CompiledModel:
             row.extend(step(values, scores))
         return np.array(row, dtype=np.float64).reshape(1, -1)
 
-    def encode(self, columns: Columns, n: int, scores: dict[str, np.ndarray]) -> np.ndarray:
+    def encode(self, columns: Columns, n: int, scores: Mapping[str, np.ndarray]) -> np.ndarray:
         """The model's input matrix (n, features), equal to the fitted ColumnTransformer's output."""
         blocks = [step(columns, n, scores) for step in self._steps]
         out = np.concatenate(blocks, axis=1) if blocks else np.empty((n, 0))
@@ -275,96 +294,53 @@ class CompiledModel:
     # -- probabilities
 
     def decision(self, X: np.ndarray, threads: int | None = None) -> np.ndarray:
-        """The model's raw scores (LightGBM margins, logistic decision function), model class order."""
-        if self.booster is not None:
-            if X.shape[0] == 1 and threads == 1:
-                return self._one_row(self.booster, RAW_SCORE, X)
-            return np.asarray(self.booster.predict(X, raw_score=True, validate_features=False, **_threads(threads)))
+        """Raw scores (LightGBM margins, logistic decision function), model class order."""
+        if self.trees is not None:
+            return self.trees.raw_scores(X, _threads(threads, len(X)))
         # einsum, not BLAS: BLAS sums in a different order for one row than for many, which
         # would make a patient's probabilities depend (in the last bit) on its batch.
-        coef = np.atleast_2d(self.model.coef_)
-        scores = np.einsum("ij,kj->ik", X, coef) + self.model.intercept_
-        return scores.reshape(-1) if scores.shape[1] == 1 else scores
-
-    def model_proba(self, X: np.ndarray, threads: int | None = None) -> np.ndarray:
-        """The uncalibrated model's ``predict_proba``, model class order."""
-        if self.booster is not None:
-            if X.shape[0] == 1 and threads == 1:
-                return self._one_row(self.booster, NORMAL, X)
-            return np.asarray(self.booster.predict(X, validate_features=False, **_threads(threads)))
-        from sklearn.utils.extmath import softmax
-
-        return softmax(self.decision(X), copy=False)
+        return np.einsum("ij,kj->ik", X, self.coef) + self.intercept
 
     def proba(self, X: np.ndarray, threads: int | None = None) -> np.ndarray:
         """Calibrated probabilities, columns in the bundle's class order."""
         if X.shape[0] == 0:
             return np.zeros((0, len(self.classes)))
-        if self._calibrated is None:
-            return self.model_proba(X, threads)[:, self._model_order]
-        predictions = self.decision(X, threads) if self._decision else self.model_proba(X, threads)
-        return self._calibrate(predictions)[:, self._order]
-
-    def _calibrate(self, predictions: np.ndarray) -> np.ndarray:
-        """``CalibratedClassifierCV.predict_proba`` of one calibrated classifier, given its predictions."""
-        cc = self._calibrated
-        n_classes = cc.classes.shape[0]
-        n = predictions.shape[0]
-        if cc.method == "temperature":
-            proba = _temperature_scaling(cc.calibrators[0].beta_, predictions)
-        else:
-            from sklearn.preprocessing import LabelEncoder
-
-            proba = np.zeros((n, n_classes))
-            positions = LabelEncoder().fit(cc.classes).transform(cc.estimator.classes_)
-            for class_idx, column, calibrator in zip(positions, predictions.T, cc.calibrators):
-                proba[:, class_idx] = calibrator.predict(column)
-            denominator = np.sum(proba, axis=1)[:, np.newaxis]
-            uniform = np.full_like(proba, 1 / n_classes)
-            proba = np.divide(proba, denominator, out=uniform, where=denominator != 0)
-        proba[(1.0 < proba) & (proba <= 1.0 + 1e-5)] = 1.0
-        mean = np.zeros((n, n_classes))
-        mean += proba
-        mean /= 1
-        return mean
+        decision = self.decision(X, threads)
+        if self.temperature is None:
+            return _softmax(decision)[:, self._model_order]
+        return _temperature_scaling(self.temperature, decision)[:, self._order]
 
     # -- explanations
 
-    def contributions(self, X: np.ndarray, targets: np.ndarray, threads: int | None = None) -> np.ndarray | None:
+    def contributions(self, X: np.ndarray, targets: np.ndarray, threads: int | None = None) -> np.ndarray:
         """Exact SHAP values (rows, encoded features) of each row's ``targets`` class (bundle order), raw scale.
 
-        LightGBM's TreeSHAP (``pred_contrib``) always explains every class; here
-        each class's trees are split into a booster of their own
-        (:func:`painml.explain.class_boosters`), so a row costs the trees of one
-        class only, with the same numbers. None for a model that is not LightGBM.
+        Trees: path-dependent TreeSHAP over that class's trees only
+        (:meth:`painml.trees.TreeEnsemble.contributions`). Logistic:
+        ``coef * (x - training mean)``, as :mod:`painml.explain` has it.
         """
-        if self.booster is None:
-            return None
-        if self._class_boosters is None:
-            from painml.explain import class_boosters
+        model_targets = self._model_order[np.asarray(targets, dtype=np.intp)]
+        if self.trees is not None:
+            return self.trees.contributions(X, model_targets, _threads(threads, len(X)))
+        from painml.reasons import fill_unknown_means
 
-            self._class_boosters = class_boosters(self.booster)
-        n, m = X.shape
-        out = np.empty((n, m))
-        for k in np.unique(targets).tolist():
-            rows = np.flatnonzero(targets == k)
-            booster = self._class_boosters[self._model_order[k]]
-            part = X if len(rows) == n else X[rows]
-            if len(rows) == 1 and threads == 1:
-                values = self._one_row(booster, CONTRIB, part)
-            else:
-                values = np.asarray(booster.predict(part, pred_contrib=True, validate_features=False,
-                                                    **_threads(threads)))
-            out[rows] = values[:, :m]
-        return out
+        return (X - fill_unknown_means(self.background, X)) * self.coef[model_targets]
 
-    def _one_row(self, booster: Any, kind: int, X: np.ndarray) -> np.ndarray:
-        """LightGBM's single-row C entry point (``...SingleRowFast``): the same numbers without
-        ``Booster.predict``'s per-call set-up, about 45 us of a one-record request."""
-        fast = self._fast.get(id(booster), kind)
-        if fast is None:
-            fast = self._fast.put(id(booster), kind, _SingleRow(booster, kind, X.shape[1]))
-        return fast.predict(X)
+
+def _threads(threads: int | None, n: int) -> int:
+    """Explicit, else every core for large inputs: splitting rows costs more than it saves below ~2,000."""
+    if threads:
+        return threads
+    return max(1, min(os.cpu_count() or 1, n // 2000))
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    """``sklearn.utils.extmath.softmax``'s operations, in the same order."""
+    x = np.array(x, dtype=np.float64)
+    x -= np.max(x, axis=1).reshape((-1, 1))
+    np.exp(x, x)
+    x /= np.sum(x, axis=1).reshape((-1, 1))
+    return x
 
 
 def _temperature_scaling(beta: float, predictions: np.ndarray) -> np.ndarray:
@@ -374,8 +350,6 @@ def _temperature_scaling(beta: float, predictions: np.ndarray) -> np.ndarray:
     ``log(p + 1e-12)``, anything else as logits; then ``softmax(beta * logits)``.
     """
     x = np.asarray(predictions, dtype=np.float64)
-    if x.ndim != 2 or x.shape[1] < 2:
-        raise Unsupported("temperature scaling of a one-column response")
     # (min/max first: raw margins are usually negative somewhere, and isclose is slow on small arrays)
     if x.min() >= 0 and x.max() <= 1 and np.all(np.isclose(np.sum(x, axis=1), 1.0)):
         x = np.log(x + 1e-12)
@@ -386,153 +360,47 @@ def _temperature_scaling(beta: float, predictions: np.ndarray) -> np.ndarray:
     return z
 
 
-NORMAL, RAW_SCORE, CONTRIB = 0, 1, 3  # LightGBM's C_API_PREDICT_* codes
+# --------------------------------------------------------------------------- runtime steps
 
 
-class _PerThread(threading.local):
-    """Single-row predictors per thread: LightGBM's fast single-row state must not be shared."""
+def _runtime_step(step: Mapping[str, Any]) -> tuple[Step, RowStep]:
+    """A spec step as a column-array function and its one-record twin."""
+    kind = step["kind"]
+    if kind == "columns":
+        cols = step["columns"]
+        head: Step = lambda columns, n, scores: _stack([np.asarray(columns[c], dtype=np.float64) for c in cols], n)
+        head_row: RowStep = lambda values, scores: [float(values[c]) for c in cols]
+    elif kind == "scores":
+        names = step["scores"]
+        head = lambda columns, n, scores: _stack([scores[s] for s in names], n)
+        head_row = lambda values, scores: [scores[s] for s in names]
+    elif kind == "onehot":
+        head, head_row = _onehot(step["columns"], step["categories"])
+    else:
+        raise Unsupported(f"step kind {kind!r}")
+    tail = [_array_step(t) for t in step.get("then", [])]
+    if not tail:
+        return head, head_row
 
-    def __init__(self) -> None:
-        self.items: dict[tuple[int, int], _SingleRow] = {}
+    def run(columns: Columns, n: int, scores: Mapping[str, np.ndarray]) -> np.ndarray:
+        x = head(columns, n, scores)
+        for f in tail:
+            x = f(x)
+        return x
 
-    def get(self, booster_id: int, kind: int) -> _SingleRow | None:
-        return self.items.get((booster_id, kind))
+    def run_row(values: Mapping[str, Any], scores: Mapping[str, float]) -> list[float]:
+        x = np.array([head_row(values, scores)], dtype=np.float64)
+        for f in tail:
+            x = f(x)
+        return x[0].tolist()
 
-    def put(self, booster_id: int, kind: int, fast: _SingleRow) -> _SingleRow:
-        self.items[(booster_id, kind)] = fast
-        return fast
-
-
-class _SingleRow:
-    """``LGBM_BoosterPredictForMatSingleRowFast`` for one booster and one prediction kind, one thread.
-
-    Gives exactly what ``Booster.predict`` gives for one float64 row with
-    ``num_threads=1`` (a test checks it); the C state is freed with the object.
-    """
-
-    def __init__(self, booster: Any, kind: int, n_features: int) -> None:
-        import ctypes
-
-        from lightgbm.basic import _LIB, _c_str, _safe_call
-
-        self._booster = booster  # the C handle must outlive the fast config
-        self._ctypes, self._lib, self._check = ctypes, _LIB, _safe_call
-        n_out = booster.num_model_per_iteration() * ((n_features + 1) if kind == CONTRIB else 1)
-        self.out = np.empty(n_out)
-        self.n_out = ctypes.c_int64()
-        self.handle = ctypes.c_void_p()
-        # as Booster.predict: the best iteration when there is one, else every tree
-        iterations = booster.best_iteration if booster.best_iteration > 0 else -1
-        _safe_call(_LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
-            booster._handle, ctypes.c_int(kind), ctypes.c_int(0), ctypes.c_int(iterations),
-            ctypes.c_int(1), ctypes.c_int32(n_features), _c_str("num_threads=1"), ctypes.byref(self.handle)))
-        self._out_ptr = self.out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
-        self._finalizer = weakref.finalize(self, _LIB.LGBM_FastConfigFree, self.handle)
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        row = np.ascontiguousarray(X[0], dtype=np.float64)
-        self._check(self._lib.LGBM_BoosterPredictForMatSingleRowFast(
-            self.handle, row.ctypes.data_as(self._ctypes.c_void_p), self._ctypes.byref(self.n_out), self._out_ptr))
-        return self.out[: self.n_out.value].copy().reshape(1, -1)
+    return run, run_row
 
 
-def _threads(threads: int | None) -> dict[str, int]:
-    return {} if threads is None else {"num_threads": threads}
-
-
-RowStep = Callable[[Mapping[str, Any], Mapping[str, float]], list[float]]
-
-
-def _compile_transformer(transformer: Any, width: int) -> tuple[list[Step], list[RowStep]]:
-    """Column-array steps and their one-record twins, one pair per ColumnTransformer entry."""
-    from sklearn.compose import ColumnTransformer
-
-    if not isinstance(transformer, ColumnTransformer):
-        raise Unsupported("the features step is not a ColumnTransformer")
-    steps: list[Step] = []
-    rows: list[RowStep] = []
-    total = 0
-    for name, step, cols in transformer.transformers_:
-        if name == "remainder":
-            if step != "drop" and len(cols):
-                raise Unsupported("a remainder that is not dropped")
-            continue
-        if step == "drop":
-            continue
-        cols = [str(c) for c in cols]
-        compiled, row = _compile_step(step, cols)
-        expected = transformer.output_indices_[name]
-        steps.append(_checked_width(compiled, expected.stop - expected.start, name))
-        rows.append(row)
-        total += expected.stop - expected.start
-    if total != width:
-        raise Unsupported("the transformer's outputs do not add up to its feature names")
-    return steps, rows
-
-
-def _checked_width(step: Step, width: int, name: str) -> Step:
-    def run(columns: Columns, n: int, scores: dict[str, np.ndarray]) -> np.ndarray:
-        out = step(columns, n, scores)
-        if out.shape != (n, width):
-            raise RuntimeError(f"compiled step {name!r} gave {out.shape[1]} columns, expected {width}")
-        return out
-
-    return run
-
-
-def _compile_step(step: Any, cols: list[str]) -> tuple[Step, RowStep]:
-    """A ColumnTransformer entry: the first step reads columns (or one record), later ones map arrays."""
-    from sklearn.pipeline import Pipeline
-
-    if isinstance(step, Pipeline):
-        first, *rest = [s for _, s in step.steps]
-        if _reads_columns(first):
-            head, head_row = _compile_step(first, cols)
-        else:  # an imputer or scaler first: it reads the columns as they are
-            head, head_row = _compile_step("passthrough", cols)
-            rest = [first, *rest]
-        tail = [_compile_array_step(s) for s in rest]
-
-        def run(columns: Columns, n: int, scores: dict[str, np.ndarray]) -> np.ndarray:
-            x = head(columns, n, scores)
-            for f in tail:
-                x = f(x)
-            return x
-
-        def run_row(values: Mapping[str, Any], scores: Mapping[str, float]) -> list[float]:
-            x = np.array([head_row(values, scores)], dtype=np.float64)
-            for f in tail:
-                x = f(x)
-            return x[0].tolist()
-
-        return run, run_row
-    if _is_passthrough(step):
-        return (
-            lambda columns, n, scores: _stack([np.asarray(columns[c], dtype=np.float64) for c in cols], n),
-            lambda values, scores: [float(values[c]) for c in cols],
-        )
-    if isinstance(step, screening.ScreeningScores):
-        names = list(step.scores_)
-        return (
-            lambda columns, n, scores: _stack([scores[s] for s in names], n),
-            lambda values, scores: [scores[s] for s in names],
-        )
-    from sklearn.preprocessing import OneHotEncoder
-
-    if isinstance(step, OneHotEncoder):
-        return _compile_onehot(step, cols)
-    raise Unsupported(f"step {type(step).__name__}")
-
-
-def _compile_array_step(step: Any) -> ArrayStep:
-    from sklearn.impute import SimpleImputer
-    from sklearn.preprocessing import StandardScaler
-
-    if _is_passthrough(step):
-        return lambda x: x
-    if isinstance(step, StandardScaler):
-        mean = step.mean_ if step.with_mean else None
-        scale = step.scale_ if step.with_std else None
+def _array_step(step: Mapping[str, Any]) -> ArrayStep:
+    if step["kind"] == "scale":
+        mean = None if step["mean"] is None else np.asarray(step["mean"], dtype=np.float64)
+        scale = None if step["scale"] is None else np.asarray(step["scale"], dtype=np.float64)
 
         def scaled(x: np.ndarray) -> np.ndarray:
             x = np.array(x, dtype=np.float64)
@@ -543,14 +411,10 @@ def _compile_array_step(step: Any) -> ArrayStep:
             return x
 
         return scaled
-    if isinstance(step, SimpleImputer):
-        if not (isinstance(step.missing_values, float) and math.isnan(step.missing_values)):
-            raise Unsupported("an imputer for values other than NaN")
-        statistics = np.asarray(step.statistics_, dtype=np.float64)
-        keep = None
-        if not step.keep_empty_features and np.isnan(statistics).any():
-            keep = ~np.isnan(statistics)
-        indicator = step.indicator_.features_ if step.add_indicator and step.indicator_ is not None else None
+    if step["kind"] == "impute":
+        statistics = np.asarray(step["statistics"], dtype=np.float64)
+        keep = None if step["keep"] is None else np.asarray(step["keep"], dtype=bool)
+        indicator = None if step["indicator"] is None else np.asarray(step["indicator"], dtype=np.intp)
 
         def imputed(x: np.ndarray) -> np.ndarray:
             missing = np.isnan(x)
@@ -562,22 +426,17 @@ def _compile_array_step(step: Any) -> ArrayStep:
             return out
 
         return imputed
-    raise Unsupported(f"step {type(step).__name__}")
+    raise Unsupported(f"step kind {step['kind']!r}")
 
 
-def _reads_columns(step: Any) -> bool:
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder
+def _checked_width(step: Step, width: int, name: str) -> Step:
+    def run(columns: Columns, n: int, scores: Mapping[str, np.ndarray]) -> np.ndarray:
+        out = step(columns, n, scores)
+        if out.shape != (n, width):
+            raise RuntimeError(f"compiled step {name!r} gave {out.shape[1]} columns, expected {width}")
+        return out
 
-    return _is_passthrough(step) or isinstance(step, (Pipeline, OneHotEncoder, screening.ScreeningScores))
-
-
-def _is_passthrough(step: Any) -> bool:
-    from sklearn.preprocessing import FunctionTransformer
-
-    if isinstance(step, str):
-        return step == "passthrough"
-    return isinstance(step, FunctionTransformer) and step.func is None
+    return run
 
 
 def _stack(arrays: list[np.ndarray], n: int) -> np.ndarray:
@@ -586,25 +445,16 @@ def _stack(arrays: list[np.ndarray], n: int) -> np.ndarray:
     return np.column_stack(arrays).astype(np.float64, copy=False)
 
 
-def _compile_onehot(encoder: Any, cols: list[str]) -> Step:
-    if encoder.drop is not None or getattr(encoder, "_infrequent_enabled", False):
-        raise Unsupported("a one-hot encoder that drops or groups categories")
-    if encoder.handle_unknown != "ignore":
-        raise Unsupported("a one-hot encoder that does not ignore unknown categories")
+def _onehot(cols: list[str], categories: list[list[str | None]]) -> tuple[Step, RowStep]:
+    """One-hot columns as scikit-learn's encoder makes them: NaN is a category when it was seen in
+    fitting (``None`` in the spec), an unknown value is all zeros."""
     layout = []
     offset = 0
-    for col, categories in zip(cols, encoder.categories_):
-        position: dict[Any, int] = {}
-        missing = -1
-        for i, category in enumerate(categories):
-            if isinstance(category, float) and math.isnan(category):
-                missing = i
-            elif category is None:
-                raise Unsupported("None as a category")
-            else:
-                position[category] = i
+    for col, cats in zip(cols, categories):
+        position = {c: i for i, c in enumerate(cats) if c is not None}
+        missing = cats.index(None) if None in cats else -1
         layout.append((col, offset, position, missing))
-        offset += len(categories)
+        offset += len(cats)
     width = offset
 
     def run_row(values: Mapping[str, Any], scores: Mapping[str, float]) -> list[float]:
@@ -615,7 +465,7 @@ def _compile_onehot(encoder: Any, cols: list[str]) -> Step:
                 out[start + index] = 1.0
         return out
 
-    def run(columns: Columns, n: int, scores: dict[str, np.ndarray]) -> np.ndarray:
+    def run(columns: Columns, n: int, scores: Mapping[str, np.ndarray]) -> np.ndarray:
         out = np.zeros((n, width))
         rows = np.arange(n)
         for col, start, position, missing in layout:
@@ -623,6 +473,8 @@ def _compile_onehot(encoder: Any, cols: list[str]) -> Step:
             if n <= _SMALL:
                 index = np.array([_category_index(v, position, missing) for v in values], dtype=np.int64).reshape(n)
             else:
+                import pandas as pd
+
                 codes, uniques = pd.factorize(values, use_na_sentinel=True)
                 lookup = np.array([*(position.get(u, -1) for u in uniques), missing], dtype=np.int64)
                 index = lookup[codes]
@@ -637,3 +489,171 @@ def _category_index(value: Any, position: Mapping[Any, int], missing: int) -> in
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return missing
     return position.get(value, -1)
+
+
+# --------------------------------------------------------------------------- compiling a fitted estimator
+
+
+def _compile_estimator(estimator: Any, classes: list[str], metadata: Mapping[str, Any]) -> tuple[dict, dict]:
+    """The spec and arrays of a fitted painml estimator; :class:`Unsupported` for anything else."""
+    from sklearn.pipeline import Pipeline
+
+    from painml.features import feature_sources
+
+    calibrated = getattr(estimator, "calibrated_classifiers_", None)
+    if calibrated is not None:
+        if len(calibrated) != 1:
+            raise Unsupported("an ensemble of calibrated classifiers")
+        inner = calibrated[0]
+        pipeline = getattr(inner.estimator, "estimator", inner.estimator)
+        if inner.method != "temperature":
+            raise Unsupported(f"calibration method {inner.method!r}")
+    else:
+        pipeline = estimator
+    if not isinstance(pipeline, Pipeline) or list(pipeline.named_steps) != ["features", "model"]:
+        raise Unsupported("the estimator is not a features + model pipeline")
+    transformer, model = pipeline.named_steps["features"], pipeline.named_steps["model"]
+    feature_names = [str(n) for n in transformer.get_feature_names_out()]
+    model_classes = [str(c) for c in model.classes_]
+    if len(model_classes) < 3:
+        raise Unsupported("binary models take scikit-learn's path")
+    if sorted(model_classes) != sorted(classes):
+        raise Unsupported("the model's classes differ from the bundle's")
+    sources = feature_sources(transformer)
+    spec: dict[str, Any] = {
+        "format": FORMAT,
+        "classes": classes,
+        "feature_names": feature_names,
+        "sources": [sources[n] for n in feature_names],
+        "steps": _compile_transformer(transformer, len(feature_names)),
+        "calibration": None,
+    }
+    arrays: dict[str, np.ndarray] = {}
+    order = [model_classes.index(c) for c in classes]
+    booster = getattr(model, "booster_", None)
+    if booster is not None:
+        if callable(getattr(model, "_objective", None)):
+            raise Unsupported("a custom LightGBM objective")
+        from painml import trees
+
+        try:
+            ensemble = trees.TreeEnsemble.from_booster(booster)
+        except trees.Unsupported as why:
+            raise Unsupported(str(why)) from None
+        arrays = {_TREES + k: v for k, v in ensemble.arrays().items()}
+        spec["model"] = {"kind": "trees", "order": order}
+    elif hasattr(model, "coef_") and hasattr(model, "intercept_") and np.ndim(model.coef_) == 2:
+        from painml.explain import known_means
+
+        background = known_means(metadata, transformer, feature_names)
+        spec["model"] = {"kind": "linear", "order": order, "coef": np.asarray(model.coef_, dtype=np.float64).tolist(),
+                         "intercept": np.asarray(model.intercept_, dtype=np.float64).tolist(),
+                         "background": background.tolist()}
+    else:
+        raise Unsupported(f"model {type(model).__name__}")
+    if calibrated is not None:
+        if not hasattr(pipeline, "decision_function"):
+            raise Unsupported("calibration that reads probabilities (LightGBM before 4.7)")
+        outer = [str(c) for c in estimator.classes_]
+        if sorted(outer) != sorted(classes):
+            raise Unsupported("the estimator's classes differ from the bundle's")
+        spec["calibration"] = {"kind": "temperature", "beta": float(inner.calibrators[0].beta_),
+                               "order": [outer.index(c) for c in classes]}
+    return spec, arrays
+
+
+def _compile_transformer(transformer: Any, width: int) -> list[dict[str, Any]]:
+    """One spec step per ColumnTransformer entry, in output order."""
+    from sklearn.compose import ColumnTransformer
+
+    if not isinstance(transformer, ColumnTransformer):
+        raise Unsupported("the features step is not a ColumnTransformer")
+    steps = []
+    total = 0
+    for name, step, cols in transformer.transformers_:
+        if name == "remainder":
+            if step != "drop" and len(cols):
+                raise Unsupported("a remainder that is not dropped")
+            continue
+        if step == "drop":
+            continue
+        compiled = _compile_step(step, [str(c) for c in cols])
+        expected = transformer.output_indices_[name]
+        compiled["name"], compiled["width"] = name, expected.stop - expected.start
+        steps.append(compiled)
+        total += compiled["width"]
+    if total != width:
+        raise Unsupported("the transformer's outputs do not add up to its feature names")
+    return steps
+
+
+def _compile_step(step: Any, cols: list[str]) -> dict[str, Any]:
+    """A ColumnTransformer entry: the first step reads columns, later ones map arrays."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from painml.features import ScreeningScores
+
+    if isinstance(step, Pipeline):
+        first, *rest = [s for _, s in step.steps]
+        if _is_passthrough(first) or isinstance(first, (Pipeline, OneHotEncoder, ScreeningScores)):
+            head = _compile_step(first, cols)
+        else:  # an imputer or scaler first: it reads the columns as they are
+            head, rest = _compile_step("passthrough", cols), [first, *rest]
+        head["then"] = head.get("then", []) + [_compile_array_step(s) for s in rest if not _is_passthrough(s)]
+        return head
+    if _is_passthrough(step):
+        return {"kind": "columns", "columns": cols}
+    if isinstance(step, ScreeningScores):
+        return {"kind": "scores", "scores": list(step.scores_)}
+    if isinstance(step, OneHotEncoder):
+        return _compile_onehot(step, cols)
+    raise Unsupported(f"step {type(step).__name__}")
+
+
+def _compile_array_step(step: Any) -> dict[str, Any]:
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import StandardScaler
+
+    if isinstance(step, StandardScaler):
+        return {"kind": "scale", "mean": step.mean_.tolist() if step.with_mean else None,
+                "scale": step.scale_.tolist() if step.with_std else None}
+    if isinstance(step, SimpleImputer):
+        if not (isinstance(step.missing_values, float) and math.isnan(step.missing_values)):
+            raise Unsupported("an imputer for values other than NaN")
+        statistics = np.asarray(step.statistics_, dtype=np.float64)
+        keep = None
+        if not step.keep_empty_features and np.isnan(statistics).any():
+            keep = (~np.isnan(statistics)).tolist()
+        indicator = None
+        if step.add_indicator and step.indicator_ is not None:
+            indicator = np.asarray(step.indicator_.features_).tolist()
+        return {"kind": "impute", "statistics": statistics.tolist(), "keep": keep, "indicator": indicator}
+    raise Unsupported(f"step {type(step).__name__}")
+
+
+def _is_passthrough(step: Any) -> bool:
+    from sklearn.preprocessing import FunctionTransformer
+
+    if isinstance(step, str):
+        return step == "passthrough"
+    return isinstance(step, FunctionTransformer) and step.func is None
+
+
+def _compile_onehot(encoder: Any, cols: list[str]) -> dict[str, Any]:
+    if encoder.drop is not None or getattr(encoder, "_infrequent_enabled", False):
+        raise Unsupported("a one-hot encoder that drops or groups categories")
+    if encoder.handle_unknown != "ignore":
+        raise Unsupported("a one-hot encoder that does not ignore unknown categories")
+    categories = []
+    for found in encoder.categories_:
+        spelled: list[str | None] = []
+        for category in found.tolist():
+            if isinstance(category, float) and math.isnan(category):
+                spelled.append(None)
+            elif isinstance(category, str):
+                spelled.append(category)
+            else:
+                raise Unsupported(f"a category that is not text: {category!r}")
+        categories.append(spelled)
+    return {"kind": "onehot", "columns": cols, "categories": categories}

@@ -14,15 +14,21 @@ explanations can be folded back into the clinician's vocabulary.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.utils import Tags
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from painml.columns import BLOCKS, BY_NAME
-from painml.screening import SCORE_COLUMNS, SCORE_NAMES, ScreeningScores
+from painml.screening import SCORE_COLUMNS, SCORE_NAMES, check_score_names, compute_scores
 
 SCREENING_GROUP = "screening"
 
@@ -113,3 +119,88 @@ def _first(step: object, kind: type) -> object | None:
     if isinstance(step, Pipeline):
         return next((s for _, s in step.steps if isinstance(s, kind)), None)
     return None
+
+
+class ScreeningScores(TransformerMixin, BaseEstimator):
+    """The published screening scores as a scikit-learn transformer.
+
+    Stateless apart from input bookkeeping: ``fit`` only validates ``scores``
+    and records the input columns, so it can sit in a ``Pipeline`` or
+    ``ColumnTransformer``. A DataFrame is read by column name; an array is read
+    by the column names seen in ``fit`` (position), and an array fitted without
+    names has no known items, so every score is NaN.
+
+    Parameters
+    ----------
+    scores : tuple of str, default=None
+        Scores to output, in this order; None means all of :data:`SCORE_NAMES`.
+
+    Attributes
+    ----------
+    scores_ : tuple of str
+        The validated selection, the output columns.
+    n_features_in_ : int
+        Number of input columns seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        Input column names seen in ``fit``, when they were all strings.
+    """
+
+    def __init__(self, scores: tuple[str, ...] | None = None) -> None:
+        self.scores = scores
+
+    def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> ScreeningScores:
+        """Validate ``scores`` and record the input columns; ``y`` is ignored."""
+        self.scores_ = check_score_names(self.scores)
+        self._as_frame(X, reset=True)
+        if not hasattr(self, "feature_names_in_"):
+            warnings.warn(
+                "ScreeningScores was fitted on data without (string) column names: "
+                "no item is known, every score is NaN",
+                UserWarning,
+                stacklevel=2,
+            )
+        return self
+
+    def transform(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """The selected scores as a float64 array (n_samples, len(scores_))."""
+        check_is_fitted(self)
+        frame = self._as_frame(X, reset=False)
+        return compute_scores(frame, self.scores_).to_numpy(dtype=np.float64)
+
+    def get_feature_names_out(self, input_features: Sequence[str] | None = None) -> np.ndarray:
+        """The score names; ``input_features`` is only checked against ``fit``."""
+        check_is_fitted(self)
+        if input_features is not None:
+            input_features = np.asarray(input_features, dtype=object)
+            names_in = getattr(self, "feature_names_in_", None)
+            if names_in is not None and not np.array_equal(names_in, input_features):
+                raise ValueError("input_features is not equal to feature_names_in_")
+            if len(input_features) != self.n_features_in_:
+                raise ValueError(
+                    f"input_features should have length equal to number of features "
+                    f"({self.n_features_in_}), got {len(input_features)}"
+                )
+        return np.asarray(self.scores_, dtype=object)
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # missing findings are normal
+        tags.input_tags.string = True  # category columns arrive as text
+        tags.input_tags.categorical = True  # pandas category columns are read by value
+        tags.transformer_tags.preserves_dtype = ["float64"]  # output is always float64
+        return tags
+
+    def _as_frame(self, X: object, *, reset: bool) -> pd.DataFrame:
+        """Validate ``X`` and return it as a frame with the record's column names.
+
+        DataFrames skip ``check_array``: converting a mixed-type record to one
+        object array would cost more than scoring it.
+        """
+        if isinstance(X, pd.DataFrame):
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            return X
+        array = validate_data(self, X, reset=reset, dtype=None, ensure_all_finite=False, accept_sparse=False)
+        names = getattr(self, "feature_names_in_", None)
+        if names is None:
+            return pd.DataFrame(index=pd.RangeIndex(array.shape[0]))
+        return pd.DataFrame(array, columns=names, copy=False)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import sqlite3
 import threading
 from collections import defaultdict
@@ -35,14 +34,16 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
-from painml import fastpath, screening
+from painml import fastpath, reasons as reasons_, screening, tracking
 from painml.bundle import METADATA_FILE, ModelBundle
-from painml.columns import BLOCKS, BY_NAME, FEATURE_COLUMNS, INPUT_COLUMNS
+from painml.columns import BLOCKS, BY_NAME, FEATURE_COLUMNS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -125,17 +126,12 @@ class Predictor:
         self._metrics: dict[str, float] | None = None
         self.qhat = bundle.metadata.get("conformal_qhat")
         self.confidence = bundle.metadata.get("conformal_confidence")
-        try:
-            self.compiled: fastpath.CompiledModel | None = fastpath.CompiledModel(bundle.estimator, self.classes)
-        except fastpath.Unsupported as why:
-            log.info("scoring through scikit-learn (no compiled path): %s", why)
-            self.compiled = None
+        self.compiled: fastpath.CompiledModel | None = bundle.compiled()
         self._checkers = {
             allow: fastpath.RecordChecker(self.classes, allow_extra=allow) for allow in (False, True)
         }
         self._profile = _Profile(bundle.metadata.get("training_profile") or {})
         self._folding: _Folding | None = None
-        self._background: np.ndarray | None = None
         self._controller: Any = None
         self._lock = threading.Lock()
 
@@ -162,7 +158,7 @@ class Predictor:
             return cls.from_folder(local)
         if not uri.startswith(("models:/", "runs:/")):
             raise ModelNotFound(f"{uri}: no such folder, and not a models:/ or runs:/ URI")
-        store = resolve_store(tracking_uri)
+        store = tracking.resolve_tracking_uri(tracking_uri)
         local_version = _sqlite_model_version(store, uri) if uri.startswith("models:/") else None
         if local_version is not None:  # a local store: no need to import MLflow (about 2 s) to read two rows
             name, version, run_id, path = local_version
@@ -170,8 +166,6 @@ class Predictor:
             return cls(ModelBundle.load(folder), name, version, uri=uri, run_id=run_id, store=store, folder=folder)
         import mlflow
         from mlflow.exceptions import MlflowException
-
-        from painml import tracking
 
         tracking.use_store(store)
         name = version = None
@@ -276,8 +270,7 @@ class Predictor:
         if len(records) == 1 and self.compiled is not None and isinstance(records[0], Mapping):
             checked = self._checkers[allow_extra].check(records[0])
             if checked is not None:
-                with self._one_thread():
-                    return self._rows(self._score_one(checked.values, reasons))
+                return self._rows(self._score_one(checked.values, reasons))
         from painml import schema  # pandera: imported only when a record needs the full schema
 
         validated = schema.load_records(list(records), classes=self.classes, allow_extra=allow_extra)
@@ -311,31 +304,19 @@ class Predictor:
     def _fast_reasons(self, X, columns, scores, best, k, threads: int | None = None) -> list[list[Any]]:
         """:func:`painml.explain.top_reasons` for rows already encoded: same values, same order, same labels.
 
-        No second pass through pandas: LightGBM's TreeSHAP on the predicted
-        class's trees only (:func:`painml.explain.class_boosters`, a third of
-        the work for three classes), the logistic model's exact linear SHAP.
-        A test checks the result equals ``top_reasons`` row for row; any other
-        model goes through ``top_reasons`` itself.
+        No second pass through pandas: TreeSHAP over the predicted class's
+        trees only (:meth:`painml.trees.TreeEnsemble.contributions`), the
+        logistic model's exact linear SHAP. A test checks the result equals
+        ``top_reasons`` row for row.
         """
-        from painml import explain
-
-        values = self.compiled.contributions(X, best, threads=threads)
-        if values is None:
-            values = self._linear_contributions(X, best)
-        if values is None:
-            return self._reasons_via_frame(columns, best, k)
-        beta = self.bundle.temperature_factor
-        if beta is not None:
-            values = values * beta
+        values = self.compiled.contributions(X, best, threads=threads) * self.compiled.temperature_factor
         folding = self._get_folding()
         folded = values @ folding.matrix
         n = len(X)
         k = max(0, min(int(k), len(folding.names)))
         if k == 0 or n == 0:
             return [[] for _ in range(n)]
-        from painml.explain import largest
-
-        top, sizes = largest(folded, k)
+        top, sizes = reasons_.largest(folded, k)
         shown = {}
         for j in np.unique(top).tolist():
             feature = folding.names[j]
@@ -345,41 +326,17 @@ class Predictor:
         out = []
         for r, (row_top, row_sizes) in enumerate(zip(top.tolist(), sizes.tolist())):
             cls = self.classes[best[r]]
-            reasons = []
+            row_reasons = []
             for j, size in zip(row_top, row_sizes):
                 value = _plain(shown[j][r])
                 key = (j, value)
                 label = labels.get(key)
                 if label is None:
-                    label = labels[key] = explain.reason_label(folding.names[j], value)
-                direction = explain.TOWARDS if size >= 0 else explain.AWAY
-                reasons.append(explain.Reason(folding.names[j], label, value, direction, cls, size))
-            out.append(reasons)
+                    label = labels[key] = reasons_.reason_label(folding.names[j], value)
+                direction = reasons_.TOWARDS if size >= 0 else reasons_.AWAY
+                row_reasons.append(reasons_.Reason(folding.names[j], label, value, direction, cls, size))
+            out.append(row_reasons)
         return out
-
-    def _linear_contributions(self, X: np.ndarray, best: np.ndarray) -> np.ndarray | None:
-        """Exact linear SHAP of a logistic model, ``coef * (x - training mean)``, as :mod:`painml.explain` has it."""
-        from painml import explain
-
-        model = self.compiled.model
-        coef = getattr(model, "coef_", None)
-        if coef is None or np.ndim(coef) != 2 or coef.shape[0] != len(self.classes):
-            return None
-        if self._background is None:
-            self._background = explain.background_mean(self.bundle, self.compiled.transformer,
-                                                       self.compiled.feature_names, X)
-        rows = coef[np.asarray(self.compiled._model_order)[best]]
-        return (X - self._background) * rows
-
-    def _reasons_via_frame(self, columns, best, k) -> list[list[Any]]:
-        from painml.explain import top_reasons
-
-        numeric = ("binary", "integer", "number")
-        frame = pd.DataFrame({
-            c.name: np.asarray(columns[c.name], dtype=np.float64 if c.kind in numeric else object)
-            for c in INPUT_COLUMNS
-        })
-        return top_reasons(self.bundle, frame.loc[:, list(FEATURE_COLUMNS)], frame, k=k, class_index=best)
 
     def _get_folding(self) -> _Folding:
         if self._folding is None:
@@ -415,6 +372,8 @@ class Predictor:
 
     def to_frame(self, scored: Scored, index: pd.Index | None = None, reasons: int = 0) -> pd.DataFrame:
         """The scored rows as a table: sets joined by ``|``, flags by ``; ``, one text column per reason."""
+        import pandas as pd
+
         n = len(scored.best)
         classes = np.asarray(self.classes, dtype=object)
         out: dict[str, Any] = {"patient_id": np.asarray(scored.patient_id, dtype=object)}
@@ -534,18 +493,8 @@ class _Folding:
 
     @classmethod
     def of(cls, compiled: fastpath.CompiledModel) -> _Folding:
-        from painml.features import feature_sources
-
-        sources = feature_sources(compiled.transformer)
-        encoded = compiled.feature_names
-        origins = {sources[n] for n in encoded}
-        names = [c for c in (*FEATURE_COLUMNS, *screening.SCORE_NAMES) if c in origins]
-        names += sorted(origins - set(names))
-        position = {f: i for i, f in enumerate(names)}
-        matrix = np.zeros((len(encoded), len(names)))
-        for e, name in enumerate(encoded):
-            matrix[e, position[sources[name]]] = 1.0
-        return cls(names, matrix)
+        names = reasons_.folded_names(compiled.feature_names, compiled.sources)
+        return cls(names, reasons_.fold_matrix(compiled.feature_names, compiled.sources, names))
 
 
 class _Profile:
@@ -605,10 +554,17 @@ class _Profile:
             for name in BLOCKS[block]:
                 values = columns.get(name)
                 if values is not None:
-                    recorded |= ~np.isnan(values) if values.dtype == np.float64 else ~pd.isna(values)
+                    recorded |= ~np.isnan(values) if values.dtype == np.float64 else _present(values)
             for r in np.flatnonzero(recorded).tolist():
                 out[r].append(f"{_BLOCK_NAMES[block]} recorded, but the training data never had it")
         return dict(out)
+
+
+def _present(values: np.ndarray) -> np.ndarray:
+    """Where an object column holds a value (``~pd.isna`` for text columns)."""
+    import pandas as pd
+
+    return ~pd.isna(values)
 
 
 def _recorded(value: Any) -> bool:
@@ -640,6 +596,8 @@ def _unseen(values: np.ndarray, seen: frozenset[str]) -> list[tuple[int, str]]:
     """(row, value) for every text value not in ``seen``; missing values are never flagged."""
     if len(values) <= 64:
         return [(r, v) for r, v in enumerate(values.tolist()) if isinstance(v, str) and v not in seen]
+    import pandas as pd
+
     codes, uniques = pd.factorize(values)
     new = [i for i, u in enumerate(uniques) if isinstance(u, str) and u not in seen]
     if not new:
@@ -677,16 +635,6 @@ def _mlmodel(path: Path) -> dict[str, Any]:
     import yaml
 
     return yaml.safe_load(file.read_text()) or {}
-
-
-def resolve_store(explicit: str | None = None) -> str:
-    """:func:`painml.tracking.resolve_tracking_uri` without importing MLflow (a test keeps them equal)."""
-    if explicit:
-        return explicit
-    from_env = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-    if from_env:
-        return from_env
-    return "sqlite:///" + (Path.cwd().resolve() / "mlflow.db").as_posix()
 
 
 def _sqlite_path(store: str) -> Path | None:
@@ -753,7 +701,6 @@ def _run_metrics(store: str, run_id: str) -> dict[str, float]:
             return {str(k): float(v) for k, v in rows}
         except sqlite3.Error:
             pass
-    from painml import tracking
 
     tracking.use_store(store)
     return tracking.run_metrics(run_id)
@@ -761,7 +708,6 @@ def _run_metrics(store: str, run_id: str) -> dict[str, float]:
 
 def _registry_version(uri: str) -> tuple[str, str | None]:
     """(name, version) of a ``models:/`` URI; the alias is resolved to its version now."""
-    from painml import tracking
 
     ref = uri[len("models:/") :]
     if "@" in ref:

@@ -224,19 +224,27 @@ def read_raw(path: str | Path) -> pd.DataFrame:
         raise SchemaError([_unreadable(path, kind, error)]) from None
 
 
-def iter_raw(path: str | Path, chunksize: int) -> Iterator[tuple[int, pd.DataFrame]]:
-    """Yield ``(row_offset, chunk)`` read as ``read_raw`` does, for ``split_valid(chunk, row_offset=...)``."""
+def iter_raw(path: str | Path, chunksize: int, *, truth: bool = True) -> Iterator[tuple[int, pd.DataFrame]]:
+    """Yield ``(row_offset, chunk)`` read as ``read_raw`` does, for ``split_valid(chunk, row_offset=...)``.
+
+    ``truth=False`` does not read simulator ``true_*`` columns at all (scoring
+    has no use for them, and parsing them costs as much as a dozen findings).
+    """
     path = Path(path)
     kind = _file_kind(path)
     offset = 0
+    wanted = (lambda name: True) if truth else (lambda name: not str(name).strip().startswith(TRUE_PREFIX))
     try:
         if kind == "CSV":
             header, options = _csv_options(path)
-            for chunk in pd.read_csv(path, chunksize=chunksize, **options):
+            header = [name for name in header if wanted(name)]
+            for chunk in pd.read_csv(path, chunksize=chunksize, usecols=wanted, **options):
                 yield offset, _named(chunk, header)
                 offset += len(chunk)
         else:
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=chunksize):
+            parquet = pq.ParquetFile(path)
+            names = [name for name in parquet.schema_arrow.names if wanted(name)]
+            for batch in parquet.iter_batches(batch_size=chunksize, columns=names):
                 chunk = batch.to_pandas()
                 yield offset, chunk.set_axis(pd.RangeIndex(offset, offset + len(chunk)), axis=0)
                 offset += len(chunk)
@@ -459,11 +467,15 @@ def _recode(values: pd.Series, recode: Callable[[str], Any], missing: Any, dtype
     """Apply ``recode`` to the stripped text of each distinct value only: columns have few values, rows are many.
 
     Blank text counts as missing. Looking values up per distinct value is what
-    keeps this fast; ``Series.map`` on Arrow strings works cell by cell.
+    keeps this fast; ``Series.map`` on Arrow strings works cell by cell, and
+    so does converting a column of Python objects to text first (a CSV column
+    of true/false with blanks arrives as objects). Unhashable JSON values
+    (lists, objects) are compared as their text.
     """
-    if values.dtype == object:
-        values = values.astype(str)
-    codes, uniques = pd.factorize(values)
+    try:
+        codes, uniques = pd.factorize(values)
+    except TypeError:
+        codes, uniques = pd.factorize(values.astype(str))
     table = [missing if not (text := str(value).strip()) else recode(text) for value in uniques]
     return np.array([*table, missing], dtype=dtype)[codes]
 

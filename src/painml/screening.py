@@ -77,18 +77,17 @@ from __future__ import annotations
 
 import math
 import operator
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import reduce
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils import Tags
-from sklearn.utils.validation import check_is_fitted, validate_data
 
 from painml import columns
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "DN4_INTERVIEW_POSITIVE",
@@ -104,7 +103,6 @@ __all__ = [
     "SCORE_COLUMNS",
     "SCORE_NAMES",
     "LanssItem",
-    "ScreeningScores",
     "compute_scores",
     "score_arrays",
     "score_record",
@@ -242,7 +240,7 @@ class _Record:
     _SMALL = 64
 
     def __init__(self, frame: pd.DataFrame | Mapping[str, np.ndarray], n: int | None = None) -> None:
-        if isinstance(frame, pd.DataFrame):
+        if not isinstance(frame, Mapping):  # a DataFrame
             if not frame.columns.is_unique:
                 duplicated = sorted(map(str, frame.columns[frame.columns.duplicated()].unique()))
                 raise ValueError(f"screening: duplicated column names {duplicated}")
@@ -263,6 +261,8 @@ class _Record:
             elif self._frame[name].dtype == np.float64:
                 self._values[name] = np.asarray(self._frame[name])
             else:
+                import pandas as pd
+
                 try:
                     numeric = pd.to_numeric(self._frame[name], errors="raise")
                 except (ValueError, TypeError) as error:
@@ -297,6 +297,8 @@ class _Record:
                     [position.get(v, -1) if isinstance(v, str) else -1 for v in cells], dtype=np.int8
                 ).reshape(self.n)
             else:
+                import pandas as pd
+
                 codes, uniques = pd.factorize(self._frame[name])  # one hash pass; NaN -> -1
                 lookup = [allowed.index(u) if u in allowed else -1 for u in uniques]
                 self._codes[name] = np.array([*lookup, -1], dtype=np.int8)[codes]
@@ -403,7 +405,7 @@ _SCORERS = {
 }
 
 
-def _check_score_names(scores: Sequence[str] | None) -> tuple[str, ...]:
+def check_score_names(scores: Sequence[str] | None) -> tuple[str, ...]:
     if scores is None:
         return SCORE_NAMES
     if isinstance(scores, str):
@@ -425,6 +427,8 @@ def compute_scores(frame: pd.DataFrame, scores: Sequence[str] | None = None) -> 
     Returns float64 columns ``scores`` (default :data:`SCORE_NAMES`) on
     ``frame``'s index. Columns are read by name; absent ones are all-missing.
     """
+    import pandas as pd
+
     return pd.DataFrame(score_arrays(frame, scores), index=frame.index)
 
 
@@ -437,7 +441,7 @@ def score_arrays(
     float64, categories as text or NaN) skips pandas entirely; the one-record
     serving path uses it. Both forms give the same numbers.
     """
-    selected = _check_score_names(scores)
+    selected = check_score_names(scores)
     record = _Record(frame, n)
     for name in selected:
         record.scores[name] = _SCORERS[name](record)
@@ -453,7 +457,7 @@ def score_record(record: Mapping[str, object], scores: Sequence[str] | None = No
     for missing) and category texts; the rules are those above, read from the
     same tables, and a test checks both functions agree on many records.
     """
-    selected = _check_score_names(scores)
+    selected = check_score_names(scores)
     value = _ScalarRecord(record)
     out: dict[str, float] = {}
     for name in selected:
@@ -558,86 +562,11 @@ _SCALAR_SCORERS = {
 }
 
 
-class ScreeningScores(TransformerMixin, BaseEstimator):
-    """The published screening scores as a scikit-learn transformer.
+def __getattr__(name: str) -> object:
+    """``ScreeningScores`` lives in :mod:`painml.features` (it needs scikit-learn); models saved
+    when it lived here still name it ``painml.screening.ScreeningScores``."""
+    if name == "ScreeningScores":
+        from painml.features import ScreeningScores
 
-    Stateless apart from input bookkeeping: ``fit`` only validates ``scores``
-    and records the input columns, so it can sit in a ``Pipeline`` or
-    ``ColumnTransformer``. A DataFrame is read by column name; an array is read
-    by the column names seen in ``fit`` (position), and an array fitted without
-    names has no known items, so every score is NaN.
-
-    Parameters
-    ----------
-    scores : tuple of str, default=None
-        Scores to output, in this order; None means all of :data:`SCORE_NAMES`.
-
-    Attributes
-    ----------
-    scores_ : tuple of str
-        The validated selection, the output columns.
-    n_features_in_ : int
-        Number of input columns seen in ``fit``.
-    feature_names_in_ : ndarray of str
-        Input column names seen in ``fit``, when they were all strings.
-    """
-
-    def __init__(self, scores: tuple[str, ...] | None = None) -> None:
-        self.scores = scores
-
-    def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> ScreeningScores:
-        """Validate ``scores`` and record the input columns; ``y`` is ignored."""
-        self.scores_ = _check_score_names(self.scores)
-        self._as_frame(X, reset=True)
-        if not hasattr(self, "feature_names_in_"):
-            warnings.warn(
-                "ScreeningScores was fitted on data without (string) column names: "
-                "no item is known, every score is NaN",
-                UserWarning,
-                stacklevel=2,
-            )
-        return self
-
-    def transform(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """The selected scores as a float64 array (n_samples, len(scores_))."""
-        check_is_fitted(self)
-        frame = self._as_frame(X, reset=False)
-        return compute_scores(frame, self.scores_).to_numpy(dtype=np.float64)
-
-    def get_feature_names_out(self, input_features: Sequence[str] | None = None) -> np.ndarray:
-        """The score names; ``input_features`` is only checked against ``fit``."""
-        check_is_fitted(self)
-        if input_features is not None:
-            input_features = np.asarray(input_features, dtype=object)
-            names_in = getattr(self, "feature_names_in_", None)
-            if names_in is not None and not np.array_equal(names_in, input_features):
-                raise ValueError("input_features is not equal to feature_names_in_")
-            if len(input_features) != self.n_features_in_:
-                raise ValueError(
-                    f"input_features should have length equal to number of features "
-                    f"({self.n_features_in_}), got {len(input_features)}"
-                )
-        return np.asarray(self.scores_, dtype=object)
-
-    def __sklearn_tags__(self) -> Tags:
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True  # missing findings are normal
-        tags.input_tags.string = True  # category columns arrive as text
-        tags.input_tags.categorical = True  # pandas category columns are read by value
-        tags.transformer_tags.preserves_dtype = ["float64"]  # output is always float64
-        return tags
-
-    def _as_frame(self, X: object, *, reset: bool) -> pd.DataFrame:
-        """Validate ``X`` and return it as a frame with the record's column names.
-
-        DataFrames skip ``check_array``: converting a mixed-type record to one
-        object array would cost more than scoring it.
-        """
-        if isinstance(X, pd.DataFrame):
-            validate_data(self, X, reset=reset, skip_check_array=True)
-            return X
-        array = validate_data(self, X, reset=reset, dtype=None, ensure_all_finite=False, accept_sparse=False)
-        names = getattr(self, "feature_names_in_", None)
-        if names is None:
-            return pd.DataFrame(index=pd.RangeIndex(array.shape[0]))
-        return pd.DataFrame(array, columns=names, copy=False)
+        return ScreeningScores
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

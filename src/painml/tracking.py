@@ -11,7 +11,9 @@ that plumbing, and MLflow's local-store pitfalls, out of the training code:
   relative to whatever directory the process happens to run in;
 - a missing alias is an ordinary answer (``None``), not an exception.
 
-Nothing here prints: callers decide what the user sees.
+Nothing here prints: callers decide what the user sees. MLflow is imported
+by the functions that use it (about a second and a half), so that reading
+which store to use costs nothing.
 """
 
 from __future__ import annotations
@@ -22,11 +24,6 @@ import os
 import subprocess
 from pathlib import Path
 from urllib.parse import urlparse
-
-import mlflow
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST, ErrorCode
 
 DEFAULT_DB = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
@@ -75,6 +72,8 @@ def _is_server(uri: str) -> bool:
 
 def use_store(tracking_uri: str) -> None:
     """Point MLflow's tracking and registry at ``tracking_uri`` and quiet its migration INFO lines."""
+    import mlflow
+
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     for name in _QUIET_LOGGERS:
@@ -90,6 +89,10 @@ def ensure_experiment(name: str, tracking_uri: str) -> str:
     relative to the current directory; a new experiment therefore gets the
     absolute ``file://<cwd>/mlartifacts/<name>``. A server chooses its own root.
     """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
+
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
@@ -161,6 +164,10 @@ def register_version(model_uri: str, name: str, tags: dict[str, object] | None =
     Returns the version number as a string. Only a READY version may carry the
     alias that serving and promotion look up.
     """
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
     version = mlflow.register_model(
         model_uri,
         name,
@@ -181,6 +188,10 @@ def get_alias_version(name: str, alias: str) -> str | None:
     stores as a generic invalid-parameter error, which cannot be told apart
     from a real one.
     """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+
     try:
         model = MlflowClient().get_registered_model(name)
     except MlflowException as exc:
@@ -193,16 +204,23 @@ def get_alias_version(name: str, alias: str) -> str | None:
 
 def set_alias(name: str, alias: str, version: str | int) -> None:
     """Point ``alias`` of model ``name`` at ``version`` (moving it from any other version)."""
+    from mlflow import MlflowClient
+
     MlflowClient().set_registered_model_alias(name, alias, str(version))
 
 
 def run_metrics(run_id: str) -> dict[str, float]:
     """Latest value of every metric logged by run ``run_id``."""
+    from mlflow import MlflowClient
+
     return {key: float(value) for key, value in MlflowClient().get_run(run_id).data.metrics.items()}
 
 
 def version_run_id(name: str, version: str | int) -> str:
     """Run that produced version ``version`` of model ``name``, to compare versions by their metrics."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
     run_id = MlflowClient().get_model_version(name, str(version)).run_id
     if not run_id:
         raise MlflowException(f"Model {name!r} version {version} was not registered from a run.")
