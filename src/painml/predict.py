@@ -16,11 +16,15 @@ the patient-record schema. For each row it returns:
   predicted class (:func:`painml.explain.top_reasons`);
 - ``patient_id`` echoed, and the ``model`` name and ``model_version``.
 
-Every path scores through the same compiled model (:mod:`painml.fastpath`),
-so a patient gets the same answer whichever way it was asked. One record
-(:meth:`Predictor.predict_one`, used by HTTP and the CLI) skips pandas
-altogether when the record is plainly valid, and runs with one thread:
-OpenMP's default two threads make a one-row prediction many times slower.
+Every path scores through the same compiled model (:mod:`painml.fastpath`,
+read from the bundle's ``compiled.npz``), so a patient gets the same answer
+whichever way it was asked. One record (:meth:`Predictor.predict_one`, used
+by HTTP and the CLI) skips pandas altogether when the record is plainly
+valid, and runs on the calling thread: a thread hop costs more than the
+trees of one row. Loading a model imports neither scikit-learn, LightGBM,
+pandas nor MLflow (a local SQLite registry is read directly), which keeps a
+one-patient command under a second or so; the estimator itself is read only
+for models the compiled form does not cover, or for SHAP's own explainers.
 """
 
 from __future__ import annotations

@@ -8,17 +8,17 @@ LightGBM's own per-tree arrays (:meth:`TreeEnsemble.arrays`, plain numpy for
 ``np.savez``; :meth:`TreeEnsemble.from_arrays` restores them without LightGBM).
 
 Raw scores replay LightGBM's ``NumericalDecision`` without a branch. A row is
-first rewritten into up to four variants, so that every node asks only
-``value <= threshold``: LightGBM's dense-row reader turns ``|x| <= 1e-35f``
-into 0.0; a node whose missing values go right reads NaN as NaN (never
-``<=``), one whose missing values go left reads it as -inf (always ``<=``);
-"missing" is NaN for missing type NaN, "NaN or zero" for missing type Zero,
-and for missing type None a NaN is 0.0, i.e. goes where 0.0 goes. Leaves loop
-onto themselves, so each tree takes a fixed number of steps; eight rows walk
-a tree together (a single row walks sixteen trees together, grouped by
-depth), which keeps the core busy instead of waiting on one chain of loads.
-Trees are added in LightGBM's order (iteration by iteration, each class from
-0.0), so margins are bit-identical to ``predict(raw_score=True)``.
+first rewritten into two (four with missing type Zero) variants so that every
+node only asks ``value <= threshold``: LightGBM's dense-row reader turns
+``|x| <= 1e-35f`` into 0.0; a node whose missing values go right reads NaN as
+NaN (never ``<=``), one whose missing values go left reads it as -inf (always
+``<=``); "missing" is NaN for missing type NaN, NaN or zero for missing type
+Zero, and for missing type None a NaN is 0.0, i.e. goes where 0.0 goes.
+Leaves loop onto themselves, so a tree takes a fixed number of steps; eight
+rows walk a tree together (a lone row walks sixteen trees of similar depth
+together), so the core overlaps independent chains of loads instead of
+waiting on one. Trees are added in LightGBM's order (iteration by iteration,
+each class from 0.0): margins are bit-identical to ``predict(raw_score=True)``.
 
 Contributions are path-dependent TreeSHAP decomposed over leaves. For a leaf
 with value v, unique path features F (|F| = D), zero fractions z_j (product
@@ -28,29 +28,34 @@ w(s, D) = s! (D-1-s)! / D!::
 
     phi_i += v (o_i - z_i) sum_{S subset of A-{i}} w(|S|, D) prod_{j in F-{i}-S} z_j
 
-With H(A) = v C(A) g(A), where C(A) = prod_{j not in A} z_j and g(A) is the
-w-weighted coefficient sum of prod_{j in A} (z_j + y)::
+The sum is C g, with C = prod_{j in F-{i}, j not in A} z_j and g the
+w-weighted coefficient sum of prod_{j in A-{i}} (z_j + y). With
+H(A) = v g(A) prod_{j not in A} z_j this is::
 
     i in A:     phi_i += (1 - z_i) / z_i * H(A - {i})
     i not in A: phi_i += -H(A)
 
-so a leaf needs one number per agreement pattern. Each leaf's table is indexed
-by the agreement bits of its p path nodes (2^p entries; a feature is in A when
-all its nodes agree), which a tree computes top-down with two stores per
-node; the tables are built in O(2^p D) by a subset recursion (no subtraction,
-so no loss for small z). Tables fill a memory budget (:data:`TABLE_BUDGET`)
-smallest first; a leaf left out is computed on the fly from the same
-polynomial in O(D^2). Rows are explained in blocks of one class so that a
-tree's tables stay in cache while the block passes. Everything is built on the
-first :meth:`TreeEnsemble.contributions` call (a few ms for the default
-model) and is not part of :meth:`arrays`.
+so a leaf needs one number per agreement set A. Its table is indexed by the
+agreement bits of its p path nodes (2^p entries; j is in A when all of j's
+nodes agree), which a tree computes top-down with two stores per node; the
+tables are built in O(2^p D) by a subset recursion without subtractions, so
+small z lose nothing. Tables fill a memory budget (:data:`TABLE_BUDGET`)
+smallest first (paths of up to 16 nodes); a leaf left out is computed on the
+fly from the same polynomial in O(D^2). Rows of one class go through each tree as a block so
+that the tree's tables stay in cache meanwhile (a lone row has a kernel of its
+own with flat scratch arrays; both add the same terms in the same order).
+All of it is built on the first :meth:`TreeEnsemble.contributions` call (about
+15 ms for the default 567-tree model, under 5 MB of tables) and none of it is
+part of :meth:`TreeEnsemble.arrays`.
 
 The kernels are ``nogil`` and single-threaded: numba's ``parallel=True``
 threading layers are not safe when several server threads call at once, so
 ``threads > 1`` splits the rows into contiguous slices run on a shared
-``ThreadPoolExecutor`` (each row is computed alone, so results do not depend
-on ``threads``). Every data-dependent choice in a hot loop is arithmetic, not
-a branch: a mispredicted branch costs more than the work around it.
+``ThreadPoolExecutor`` (rows are computed independently, so results do not
+depend on ``threads``). In the hot loops every data-dependent choice is
+arithmetic or a table load, not a branch (a mispredicted branch costs more
+than the work around it), and indices are unsigned (numba adds a
+negative-index fix-up to every signed one).
 """
 
 from __future__ import annotations
@@ -70,7 +75,7 @@ TABLE_BUDGET = 64 << 20
 
 FORMAT = 1
 _KZ = float(np.float32(1e-35))  # LightGBM's kZeroThreshold is the float 1e-35f, not the double 1e-35
-_MAX_TABLE_DEPTH = 24  # path length; 2^24 entries are 128 MB, past any sensible budget
+_MAX_TABLE_DEPTH = 16  # longest tabulated path: building a table needs 2^D (D + 1) doubles of scratch
 _ROW_BLOCK = 8  # rows walking one tree together (raw scores)
 _TREE_BLOCK = 16  # trees one row walks together (raw scores of the last rows of a batch)
 _SHAP_BLOCK = 64  # rows of one class explained together
@@ -140,7 +145,7 @@ def _raw_kernel(X, lo, hi, roots, depth, order, group_depth, column, threshold, 
         r += _ROW_BLOCK
     leaf_values = np.empty(n_trees + 1)
     for row in range(r, hi):
-        _transform(X[row], xr, 0, n_variants)
+        _transform(X[row], xr, np.int64(0), n_variants)  # int64, not a literal: one compiled version
         for g in range(group_depth.shape[0]):
             g0 = g * _TREE_BLOCK
             for b in range(_TREE_BLOCK):
@@ -255,6 +260,18 @@ def _leaf_on_the_fly(v, zero, feats, f0, d, one, w, p, q, phi, b):
 
 
 @njit(cache=True, nogil=True)
+def _scratch_sizes(node_start, late_leaf, feat_start):
+    """Scratch sizes of the SHAP kernels: most nodes in a tree, most features on a leaf computed late."""
+    max_nodes = 1
+    for t in range(node_start.shape[0] - 1):
+        max_nodes = max(max_nodes, node_start[t + 1] - node_start[t])
+    max_d = 1
+    for i in range(late_leaf.shape[0]):
+        max_d = max(max_d, feat_start[late_leaf[i] + 1] - feat_start[late_leaf[i]])
+    return max_nodes, max_d
+
+
+@njit(cache=True, nogil=True)
 def _shap_kernel(X, targets, rows, n_classes, n_variants, node_start, column, threshold, child_slot,
                  entry_start, entry_slot, entry_bits, entry_feature, entry_table, entry_coef, table,
                  late_start, late_leaf, path_start, path_node, path_left, path_bit, feat_start, leaf_feature,
@@ -266,13 +283,8 @@ def _shap_kernel(X, targets, rows, n_classes, n_variants, node_start, column, th
     """
     n_features = X.shape[1]
     n_iter = (node_start.shape[0] - 1) // n_classes
-    max_nodes = 1
-    for t in range(node_start.shape[0] - 1):
-        max_nodes = max(max_nodes, node_start[t + 1] - node_start[t])
-    max_d = 1
-    for i in range(late_leaf.shape[0]):
-        max_d = max(max_d, feat_start[late_leaf[i] + 1] - feat_start[late_leaf[i]])
-    block = min(_SHAP_BLOCK, rows.shape[0])  # one row must not pay for a block's scratch
+    max_nodes, max_d = _scratch_sizes(node_start, late_leaf, feat_start)
+    block = min(_SHAP_BLOCK, rows.shape[0])  # a small call must not pay for a full block's scratch
     xr = np.empty((n_variants * n_features, block))
     pattern = np.zeros((2 * max_nodes + 1, block), np.uint64)  # agreement bits per node and leaf slot
     went_left = np.empty((max_nodes, block), np.uint8)
@@ -305,14 +317,6 @@ def _shap_kernel(X, targets, rows, n_classes, n_variants, node_start, column, th
                 me = n - n0
                 sl = child_slot[n, 0]
                 sr = child_slot[n, 1]
-                if nb == 1:  # no inner loop: a single row is latency-bound
-                    a = np.uint64(xr[col, 0] <= thr)
-                    if has_late:
-                        went_left[me, 0] = a
-                    base = pattern[me, 0] + pattern[me, 0]
-                    pattern[sl, 0] = base + a
-                    pattern[sr, 0] = base + (_ONE - a)
-                    continue
                 for b in range(nbu):
                     a = np.uint64(xr[col, b] <= thr)
                     if has_late:
@@ -325,11 +329,6 @@ def _shap_kernel(X, targets, rows, n_classes, n_variants, node_start, column, th
                 bits = entry_bits[e]
                 f = entry_feature[e]
                 h = entry_table[e]
-                if nb == 1:
-                    i = pattern[s, 0]
-                    agree = np.uint64((i & bits) == bits)
-                    phi[f, 0] += entry_coef[e, agree] * table[h + (i & ~(bits * agree))]
-                    continue
                 for b in range(nbu):
                     i = pattern[s, b]
                     agree = np.uint64((i & bits) == bits)
@@ -350,6 +349,55 @@ def _shap_kernel(X, targets, rows, n_classes, n_variants, node_start, column, th
             for j in range(n_features):
                 out[r, j] = phi[j, b]
         start += nb
+
+
+@njit(cache=True, nogil=True)
+def _shap_row(x, k, n_classes, n_variants, node_start, column, threshold, child_slot,
+              entry_start, entry_slot, entry_bits, entry_feature, entry_table, entry_coef, table,
+              late_start, late_leaf, path_start, path_node, path_left, path_bit, feat_start, leaf_feature,
+              leaf_zero, leaf_value, phi):
+    """:func:`_shap_kernel` for one row, with flat scratch arrays (faster than a block of one row) and the
+    same terms added in the same order."""
+    n_features = x.shape[0]
+    n_iter = (node_start.shape[0] - 1) // n_classes
+    max_nodes, max_d = _scratch_sizes(node_start, late_leaf, feat_start)
+    xr = np.empty((n_variants * n_features, 1))
+    _transform(x, xr, np.int64(0), n_variants)
+    xv = xr[:, 0].copy()
+    pattern = np.zeros(2 * max_nodes + 1, np.uint64)
+    went_left = np.empty((max_nodes, 1), np.uint8)
+    coef = entry_coef.ravel()
+    phi2 = phi.reshape((n_features, 1))  # the same memory, for the late leaves
+    one = np.empty(max_d, np.uint8)
+    w = np.empty(max_d + 1)
+    p = np.empty(max_d + 1)
+    q = np.empty(max_d + 1)
+    for it in range(n_iter):
+        t = it * n_classes + k
+        n0 = np.uint64(node_start[t])
+        pattern[0] = 0
+        for n in range(n0, np.uint64(node_start[t + 1])):
+            a = np.uint64(xv[column[n]] <= threshold[n])
+            me = n - n0
+            went_left[me, 0] = a
+            base = pattern[me] + pattern[me]
+            pattern[child_slot[n, 0]] = base + a
+            pattern[child_slot[n, 1]] = base + (_ONE - a)
+        for e in range(np.uint64(entry_start[t]), np.uint64(entry_start[t + 1])):
+            i = pattern[entry_slot[e]]
+            bits = entry_bits[e]
+            agree = np.uint64((i & bits) == bits)
+            phi[entry_feature[e]] += coef[e + e + agree] * table[entry_table[e] + (i & ~(bits * agree))]
+        for late in range(late_start[t], late_start[t + 1]):
+            leaf = late_leaf[late]
+            d = feat_start[leaf + 1] - feat_start[leaf]
+            for j in range(d):
+                one[j] = 1
+            for e in range(path_start[leaf], path_start[leaf + 1]):
+                if went_left[path_node[e], 0] != path_left[e]:
+                    one[path_bit[e]] = 0
+            _leaf_on_the_fly(leaf_value[leaf], leaf_zero, leaf_feature, feat_start[leaf], d, one, w, p, q, phi2,
+                             np.int64(0))
 
 
 # --------------------------------------------------------------------------- layout (numpy, once per model)
@@ -398,26 +446,20 @@ class _Shap:
         if (ens._leaf_count[np.repeat(nodes_per_tree > 0, leaves_per_tree)] <= 0).any():
             raise Unsupported("a leaf without training rows (its zero fraction would be 0)")
         leaf, node, left = ens._path_leaf, ens._path_node, ens._path_left
-        self.path_start = _offsets(leaf, n_leaves)
-        level = np.arange(len(leaf)) - self.path_start[leaf]  # 0 next to the leaf
+        path_start = _offsets(leaf, n_leaves)
+        level = np.arange(len(leaf)) - path_start[leaf]  # 0 next to the leaf
         tree_of_node = np.repeat(np.arange(n_trees), nodes_per_tree)
-        self.path_node = (node - node_start[tree_of_node[node]]).astype(np.int64)
-        self.path_left = left.astype(np.uint8)
         # A leaf's unique features (j = 0..D-1): zero fraction = product of child/parent counts of
         # their nodes, and the bits of those nodes in the leaf's agreement pattern.
-        below = np.where(level == 0, ens._leaf_count[leaf], np.roll(ens._internal_count[node], 1))  # the child's
-        ratio = below / ens._internal_count[node]
+        child_count = np.where(level == 0, ens._leaf_count[leaf], np.roll(ens._internal_count[node], 1))
         unique, group = np.unique(leaf * n_features + ens._feature[node], return_inverse=True)
-        unique_leaf = unique // n_features
-        self.feat_start = _offsets(unique_leaf, n_leaves)
-        self.leaf_feature = (unique % n_features).astype(np.int64)
-        self.leaf_zero = np.ones(len(unique))
-        np.multiply.at(self.leaf_zero, group, ratio)
+        feat_start = _offsets(unique // n_features, n_leaves)
+        leaf_feature = unique % n_features
+        leaf_zero = np.ones(len(unique))
+        np.multiply.at(leaf_zero, group, child_count / ens._internal_count[node])
         feat_bits = np.zeros(len(unique), np.int64)
         np.bitwise_or.at(feat_bits, group, np.where(level < 63, np.left_shift(1, np.minimum(level, 62)), 0))
-        self.path_bit = (group - self.feat_start[leaf]).astype(np.int64)
-        path_len = np.diff(self.path_start)
-        n_unique = np.diff(self.feat_start)
+        path_len, n_unique = np.diff(path_start), np.diff(feat_start)
         # Tables fill the budget smallest first (entries of 8 bytes), laid out in leaf order so
         # that a tree's tables sit together.
         wanted = (path_len <= _MAX_TABLE_DEPTH) & (n_unique > 0)
@@ -425,35 +467,40 @@ class _Shap:
         order = np.flatnonzero(wanted)
         order = order[np.argsort(cost[order], kind="stable")]
         chosen = np.sort(order[np.cumsum(cost[order]) * 8 <= max(int(budget), 0)])
-        self.table_start = np.full(n_leaves, -1, np.int64)
+        table_start = np.full(n_leaves, -1, np.int64)
         sizes = cost[chosen]
-        self.table_start[chosen] = np.cumsum(sizes) - sizes
-        self.table = _build_tables(self.path_start, self.feat_start, self.leaf_zero, feat_bits, ens._leaf_value,
-                                   self.table_start, int(sizes.sum()))
+        table_start[chosen] = np.cumsum(sizes) - sizes
+        self.table = _build_tables(path_start, feat_start, leaf_zero, feat_bits, ens._leaf_value, table_start,
+                                   int(sizes.sum()))
         # One entry per (tabulated leaf, feature), in tree order; the other leaves run late.
         tree_of_leaf = np.repeat(np.arange(n_trees), leaves_per_tree)
         entry_leaf = np.repeat(np.arange(n_leaves), n_unique)
-        keep = self.table_start[entry_leaf] >= 0
+        keep = table_start[entry_leaf] >= 0
         entry_leaf = entry_leaf[keep]
         entry_tree = tree_of_leaf[entry_leaf]
-        entry_start = _offsets(entry_tree, n_trees)
-        entry_slot = (nodes_per_tree[entry_tree] + entry_leaf - leaf_start[entry_tree]).astype(np.uint32)
-        z = self.leaf_zero[keep]
+        z = leaf_zero[keep]
         # the factor for a feature that disagrees (-1) or agrees ((1 - z) / z): a load, not a branch
         entry_coef = np.stack([np.full_like(z, -1.0), (1.0 - z) / z], axis=1)
-        late_leaf = np.flatnonzero((self.table_start < 0) & (n_unique > 0))
-        late_start = _offsets(tree_of_leaf[late_leaf], n_trees)
+        late_leaf = np.flatnonzero((table_start < 0) & (n_unique > 0))
         # Each node's children as tree-local slots: the tree's nodes first, then its leaves.
         tree2 = np.repeat(tree_of_node, 2)
         child = ens._child
-        child_slot = np.where(child >= 0, child - node_start[tree2], nodes_per_tree[tree2] + ~child - leaf_start[tree2])
+        child_slot = np.where(child >= 0, child - node_start[tree2],
+                              nodes_per_tree[tree2] + ~child - leaf_start[tree2])
         self.tabulated, self.late = int(len(chosen)), int(len(late_leaf))
-        self.args = (ens.n_classes, ens._n_variants, node_start, ens._column.astype(np.uint32), ens._threshold,
-                     child_slot.astype(np.uint32).reshape(-1, 2), entry_start, entry_slot,
-                     feat_bits[keep].astype(np.uint64), self.leaf_feature[keep].astype(np.uint32),
-                     self.table_start[entry_leaf].astype(np.uint64), entry_coef, self.table, late_start, late_leaf,
-                     self.path_start, self.path_node, self.path_left, self.path_bit, self.feat_start,
-                     self.leaf_feature, self.leaf_zero, ens._leaf_value)
+        self.args = (
+            ens.n_classes, ens._n_variants, node_start, ens._column.astype(np.uint32), ens._threshold,
+            child_slot.astype(np.uint32).reshape(-1, 2),
+            _offsets(entry_tree, n_trees),
+            (nodes_per_tree[entry_tree] + entry_leaf - leaf_start[entry_tree]).astype(np.uint32),
+            feat_bits[keep].astype(np.uint64),
+            leaf_feature[keep].astype(np.uint32),
+            table_start[entry_leaf].astype(np.uint64),
+            entry_coef, self.table,
+            _offsets(tree_of_leaf[late_leaf], n_trees), late_leaf,
+            path_start, node - node_start[tree_of_node[node]], left.astype(np.uint8),
+            group - feat_start[leaf], feat_start, leaf_feature, leaf_zero, ens._leaf_value,
+        )
 
 
 class TreeEnsemble:
@@ -545,12 +592,12 @@ class TreeEnsemble:
         node_slot = np.arange(n_nodes) + leaf_start[tree]
         leaf_slot = np.arange(n_leaves) + node_start[1:][tree_of_leaf]
         internal = child >= 0
-        child_slot = np.empty(2 * n_nodes, np.int64)
-        child_slot[internal] = node_slot[child[internal]]
-        child_slot[~internal] = leaf_slot[~child[~internal]]
+        slot_of_child = np.empty(2 * n_nodes, np.int64)
+        slot_of_child[internal] = node_slot[child[internal]]
+        slot_of_child[~internal] = leaf_slot[~child[~internal]]
         left = np.arange(n_slots, dtype=np.uint32)
         right = left.copy()
-        left[node_slot], right[node_slot] = child_slot[0::2], child_slot[1::2]
+        left[node_slot], right[node_slot] = slot_of_child[0::2], slot_of_child[1::2]
         column = np.zeros(n_slots, np.uint32)
         column[node_slot] = self._column
         threshold = np.zeros(n_slots)
@@ -573,7 +620,10 @@ class TreeEnsemble:
 
     @classmethod
     def from_booster(cls, booster: Any, table_budget: int | None = None) -> "TreeEnsemble":
-        """The trees ``booster.predict`` uses by default: the best iteration's when there is one, else all."""
+        """The trees ``booster.predict`` uses by default: the best iteration's when there is one, else all.
+
+        ``booster`` is a ``lightgbm.Booster`` (or a fitted LightGBM scikit-learn model).
+        """
         booster = getattr(booster, "booster_", booster)
         iterations = booster.best_iteration if booster.best_iteration > 0 else -1
         return cls(_parse_model(booster.model_to_string(num_iteration=iterations)), table_budget)
@@ -592,9 +642,13 @@ class TreeEnsemble:
     def raw_scores(self, X: np.ndarray, threads: int = 1) -> np.ndarray:
         """(n, n_classes) margins, bit-identical to ``booster.predict(X, raw_score=True)``."""
         X = self._matrix(X)
-        out = np.zeros((X.shape[0], self.n_classes))
+        n = X.shape[0]
+        out = np.zeros((n, self.n_classes))
         args = self._score_args
-        _run_rows(X.shape[0], threads, lambda lo, hi: _raw_kernel(X, lo, hi, *args, out))
+        if threads <= 1 or n < 2 * _MIN_SLICE:  # the common one-record call: nothing between it and the kernel
+            _raw_kernel(X, 0, n, *args, out)
+        else:
+            _run_rows(n, threads, lambda lo, hi: _raw_kernel(X, lo, hi, *args, out))
         return out
 
     def contributions(self, X: np.ndarray, targets: np.ndarray, threads: int = 1) -> np.ndarray:
@@ -606,13 +660,25 @@ class TreeEnsemble:
         """
         X = self._matrix(X)
         n = X.shape[0]
-        targets = np.ascontiguousarray(np.broadcast_to(np.asarray(targets), (n,)), dtype=np.int64)
-        if n and (targets.min() < 0 or targets.max() >= self.n_classes):
-            raise ValueError(f"targets must be class indices in [0, {self.n_classes})")
+        targets = np.asarray(targets)
+        if targets.dtype.kind not in "iu":
+            raise TypeError(f"targets must be integer class indices, not {targets.dtype}")
+        if targets.shape != (n,):
+            targets = np.broadcast_to(targets, (n,))
+        targets = np.ascontiguousarray(targets, dtype=np.int64)
         out = np.zeros((n, self.n_features))
         if n == 0:
             return out
+        if n == 1:  # numpy's min and max would cost microseconds
+            low = high = int(targets[0])
+        else:
+            low, high = int(targets.min()), int(targets.max())
+        if low < 0 or high >= self.n_classes:
+            raise ValueError(f"targets must be class indices in [0, {self.n_classes})")
         args = self._shap().args
+        if n == 1:
+            _shap_row(X[0], targets[0], *args, out[0])
+            return out
 
         def run(lo: int, hi: int) -> None:
             rows = lo + np.argsort(targets[lo:hi], kind="stable") if hi - lo > 1 else np.arange(lo, hi)
@@ -658,10 +724,11 @@ class TreeEnsemble:
         return state
 
     def _matrix(self, X: Any) -> np.ndarray:
-        X = np.asarray(X)
+        if type(X) is not np.ndarray or X.dtype != np.float64 or not X.flags.c_contiguous:
+            X = np.ascontiguousarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"expected a (rows, {self.n_features}) matrix, got shape {X.shape}")
-        return np.ascontiguousarray(X, dtype=np.float64)
+        return X
 
 
 # --------------------------------------------------------------------------- helpers
