@@ -50,6 +50,13 @@ def test_from_uri_reads_the_registry_alias(served):
     assert p.metrics["test_log_loss"] > 0
 
 
+def test_a_model_folder_carries_its_test_metrics(served):
+    """Without a store to ask, the bundle's own test metrics describe the model."""
+    p = Predictor.from_folder(served.predictor.folder)
+    assert p.run_id is None
+    assert 0 < p.metrics["test_log_loss"] < 1.1 and 0 < p.metrics["test_accuracy"] <= 1
+
+
 def test_local_registry_read_agrees_with_mlflow(served, monkeypatch):
     """The SQLite shortcut and MLflow's own resolution load the same model version."""
     from painml import predict

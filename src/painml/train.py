@@ -286,6 +286,7 @@ def run_training(
             bundle.metadata["hyperparameters"] = chosen.model_dump()
             seconds = time.perf_counter() - start
             metrics, proba, tables = evaluate_family(bundle, data, rows)
+            bundle.metadata["metrics"] = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
             results[model_cfg.family] = FamilyResult(model_cfg.family, bundle, metrics, proba, seconds, tables)
             progress.advance(task)
         stage("evaluating against the screening tools and the ceiling")
