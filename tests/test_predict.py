@@ -189,6 +189,31 @@ def test_saved_compiled_model_equals_the_estimators(served, tmp_path):
     np.testing.assert_array_equal(reread.proba(X), proba[:, order])
 
 
+@pytest.mark.parametrize("damage", ["garbage", "another model's"])
+def test_a_compiled_file_that_cannot_serve_is_not_used(served, tmp_path, caplog, damage):
+    """A corrupt compiled.npz, or one made for another model.skops, is set aside with a warning: the
+    estimator beside it is compiled instead and the answers are the model's own."""
+    import logging
+    import shutil
+
+    from painml.bundle import COMPILED_FILE
+
+    folder = tmp_path / "bundle"
+    shutil.copytree(served.predictor.folder, folder)
+    if damage == "garbage":
+        (folder / COMPILED_FILE).write_text("not a compiled model")
+    else:
+        family = "logistic" if served.predictor.metadata["family"] == "gbm" else "gbm"
+        other = Predictor.from_uri(f"runs:/{served.store.result.run_id}/{family}", tracking_uri=served.store.uri)
+        shutil.copy(other.folder / COMPILED_FILE, folder / COMPILED_FILE)
+    with caplog.at_level(logging.WARNING, logger="painml.bundle"):
+        p = Predictor.from_folder(folder)
+        rows = p.predict_many(served.records[:5], reasons=2)
+    assert COMPILED_FILE in caplog.text
+    expected = served.predictor.predict_many(served.records[:5], reasons=2)
+    assert [{**r, "model_version": None} for r in rows] == [{**r, "model_version": None} for r in expected]
+
+
 def test_one_record_runs_on_one_thread(served, monkeypatch):
     """A record is scored and explained on the calling thread: no pool is started for one row."""
     from painml.trees import TreeEnsemble

@@ -225,3 +225,22 @@ def test_single_leaf_trees(multiclass):
     ens = TreeEnsemble.from_booster(patched)
     assert np.diff(ens.arrays()["node_start"])[4] == 0
     _check(ens, patched, X)
+
+
+def test_no_writable_cache_still_scores(tmp_path, multiclass):
+    """Where numba finds nowhere to keep compiled kernels, they compile in the process instead of failing."""
+    booster, X = multiclass
+    path = tmp_path / "trees.npz"
+    np.savez(path, **TreeEnsemble.from_booster(booster).arrays())
+    np.save(tmp_path / "X.npy", X[:20])
+    code = (
+        "import numpy as np, numba.core.caching as caching\n"
+        "caching.CacheImpl._locator_classes = []\n"  # what numba sees on a read-only system
+        "from painml.trees import TreeEnsemble, _raw_kernel\n"
+        "assert type(_raw_kernel._cache).__name__ == 'NullCache'\n"
+        f"e = TreeEnsemble.from_arrays(np.load({str(path)!r}))\n"
+        f"X = np.load({str(tmp_path / 'X.npy')!r})\n"
+        "np.save(" + repr(str(tmp_path / "raw.npy")) + ", e.raw_scores(X))\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    np.testing.assert_array_equal(np.load(tmp_path / "raw.npy"), booster.predict(X[:20], raw_score=True))

@@ -87,7 +87,8 @@ def score_file(
 
     The next chunk is read and validated on a second thread while the current
     one is scored. ``threads`` splits each chunk's trees and explanations
-    across that many threads (default: every core).
+    across that many threads (default: one per 2,000 rows of a chunk, up to
+    every core).
     """
     input, output = Path(input), Path(output)
     if output.suffix.lower() not in OUTPUT_KINDS:

@@ -15,7 +15,12 @@ through SHAP, reports, models the compiled form does not cover).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import os
+import threading
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +28,8 @@ if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
     from painml.fastpath import CompiledModel
+
+log = logging.getLogger(__name__)
 
 ESTIMATOR_FILE = "model.skops"
 METADATA_FILE = "metadata.json"
@@ -55,11 +62,14 @@ class ModelBundle:
         self.metadata: dict[str, Any] = metadata if metadata is not None else {}
         self.folder = folder
         self._compiled: CompiledModel | None | bool = False  # False: not looked for yet
+        self._lock = threading.RLock()  # compiling reads the estimator under the same lock
 
     @property
     def estimator(self) -> Any:
         if self._estimator is None:
-            self._estimator = _load_estimator(self.folder)
+            with self._lock:
+                if self._estimator is None:
+                    self._estimator = _load_estimator(self.folder)
         return self._estimator
 
     @property
@@ -86,25 +96,45 @@ class ModelBundle:
         return None
 
     def compiled(self) -> CompiledModel | None:
-        """The model as plain arrays: read from the folder when saved there, else compiled from the
-        estimator; None when the estimator has a step the compiled form does not cover."""
+        """The model as plain arrays: read from the folder when saved there for this very estimator
+        file, else compiled from the estimator; None when the estimator has a step the compiled form
+        does not cover (scoring then goes through scikit-learn)."""
         if self._compiled is False:
-            from painml import fastpath
-
-            path = None if self.folder is None else self.folder / COMPILED_FILE
-            if path is not None and path.exists():
-                self._compiled = fastpath.CompiledModel.load(path)
-            else:
-                try:
-                    self._compiled = fastpath.CompiledModel.from_estimator(self.estimator, self.classes, self.metadata)
-                except fastpath.Unsupported as why:
-                    import logging
-
-                    logging.getLogger(__name__).info("scoring through scikit-learn (no compiled form): %s", why)
-                    self._compiled = None
+            with self._lock:
+                if self._compiled is False:
+                    self._compiled = self._read_compiled() or self._compile()
         return self._compiled  # type: ignore[return-value]
 
+    def _read_compiled(self) -> CompiledModel | None:
+        """``compiled.npz`` if present, readable and made from the ``model.skops`` beside it; else None, with
+        a warning when there was a file that could not serve (the estimator is compiled instead)."""
+        from painml import fastpath
+
+        path = None if self.folder is None else self.folder / COMPILED_FILE
+        if path is None or not path.exists():
+            return None
+        try:
+            compiled = fastpath.CompiledModel.load(path)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, fastpath.Unsupported) as error:
+            log.warning("%s cannot be read (%s); compiling %s instead", path, error, ESTIMATOR_FILE)
+            return None
+        if compiled.spec.get("estimator_sha256") != _sha256(self.folder / ESTIMATOR_FILE):
+            log.warning("%s was made for another %s; compiling the estimator instead", path, ESTIMATOR_FILE)
+            return None
+        return compiled
+
+    def _compile(self) -> CompiledModel | None:
+        from painml import fastpath
+
+        try:
+            return fastpath.CompiledModel.from_estimator(self.estimator, self.classes, self.metadata)
+        except fastpath.Unsupported as why:
+            log.info("scoring through scikit-learn (no compiled form): %s", why)
+            return None
+
     def save(self, folder: str | Path) -> Path:
+        """Estimator, metadata and (when the model has one) its compiled form, which names the
+        estimator file it was made from; a stale compiled file is replaced or removed."""
         import skops.io as sio
 
         folder = Path(folder)
@@ -112,8 +142,17 @@ class ModelBundle:
         sio.dump(self.estimator, folder / ESTIMATOR_FILE)
         (folder / METADATA_FILE).write_text(json.dumps(self.metadata, indent=2, default=_jsonable))
         compiled = self.compiled()
-        if compiled is not None:
-            compiled.save(folder / COMPILED_FILE)
+        target = folder / COMPILED_FILE
+        if compiled is None:
+            target.unlink(missing_ok=True)
+            return folder
+        compiled.spec["estimator_sha256"] = _sha256(folder / ESTIMATOR_FILE)
+        partial = folder / f".{COMPILED_FILE}.{os.getpid()}.tmp.npz"
+        try:
+            compiled.save(partial)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
         return folder
 
     @classmethod
@@ -124,6 +163,10 @@ class ModelBundle:
         if not (folder / ESTIMATOR_FILE).exists():
             raise FileNotFoundError(f"{folder}: no {ESTIMATOR_FILE}")
         return cls(metadata=metadata, folder=folder)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _load_estimator(folder: Path | None) -> Any:

@@ -29,8 +29,10 @@ temperature, the uncalibrated model's log-odds are explained and
 :func:`fold` sums encoded columns (one-hot levels, missing-value indicators)
 back to the record column they came from, using the encoders' fitted state
 (:func:`painml.features.feature_sources`); screening scores stay as their own
-features. :func:`top_reasons` is the fast path the predictor uses: for the
-boosted model it walks only the explained class's trees (:func:`class_boosters`).
+features. :func:`top_reasons` gives the top reasons per row from the estimator
+(for the boosted model walking only the explained class's trees,
+:func:`class_boosters`); the predictor computes the same reasons from its
+compiled model (:mod:`painml.trees`), and a test keeps the two equal.
 
 Plots (matplotlib ``Figure`` objects, no pyplot, every axis labelled "SHAP
 value (log-odds of <class>)"): beeswarm and mean-|SHAP| bar per class, a class

@@ -83,13 +83,6 @@ class CheckedRecord:
     extras: dict[str, Any]
     label: str | None
 
-    def columns(self) -> dict[str, np.ndarray]:
-        """The same record as one-row column arrays."""
-        return {
-            name: np.array([value], dtype=np.float64 if isinstance(value, float) else object)
-            for name, value in self.values.items()
-        }
-
 
 class RecordChecker:
     """Decides the common case of one record without pandas; None means "ask the schema".
@@ -538,6 +531,8 @@ def _compile_estimator(estimator: Any, classes: list[str], metadata: Mapping[str
 
         try:
             ensemble = trees.TreeEnsemble.from_booster(booster)
+            # builds the SHAP tables now, so a model whose trees cannot be explained fails here, not mid-request
+            ensemble.contributions(np.zeros((1, ensemble.n_features)), np.zeros(1, dtype=np.intp))
         except trees.Unsupported as why:
             raise Unsupported(str(why)) from None
         arrays = {_TREES + k: v for k, v in ensemble.arrays().items()}
@@ -605,6 +600,9 @@ def _compile_step(step: Any, cols: list[str]) -> dict[str, Any]:
     if _is_passthrough(step):
         return {"kind": "columns", "columns": cols}
     if isinstance(step, ScreeningScores):
+        unread = [s for s in step.scores_ if not set(screening.SCORE_COLUMNS[s]) <= set(cols)]
+        if unread:  # the compiled step scores from the whole record; scikit-learn's sees only ``cols``
+            raise Unsupported(f"screening scores {unread} without all their items among the step's columns")
         return {"kind": "scores", "scores": list(step.scores_)}
     if isinstance(step, OneHotEncoder):
         return _compile_onehot(step, cols)

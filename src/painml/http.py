@@ -71,6 +71,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:  # before the first request, not during it (one-record requests run on the event loop)
+            predictor.warm_up()
+        except Exception:  # noqa: BLE001 - the requests will show it, with a proper status
+            log.exception("warming up the model failed")
         yield
         executor.shutdown(wait=False, cancel_futures=True)
 

@@ -1,9 +1,9 @@
 """The two model families, built from their typed configs.
 
 LightGBM is the boosted family: on this data it fits several times faster
-than scikit-learn's HistGradientBoosting, answers one row without OpenMP
-overhead, and its TreeSHAP is exact with one-hot inputs (see
-``bench/bench_boosters.py``). The logistic model is multinomial and fully
+than scikit-learn's HistGradientBoosting and its TreeSHAP is exact with
+one-hot inputs (see ``bench/bench_boosters.py``); its trees are also simple
+to replay outside LightGBM for serving (:mod:`painml.trees`). The logistic model is multinomial and fully
 transparent; both take class weights for imbalanced label sets.
 """
 

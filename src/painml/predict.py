@@ -196,6 +196,11 @@ class Predictor:
                     log.warning("metrics of run %s unavailable: %s", self.run_id, error)
         return self._metrics
 
+    def warm_up(self) -> None:
+        """Score and explain one empty record, so that loading the tree kernels (and compiling them,
+        the first time on a machine: a few seconds) happens now rather than in a first request."""
+        self.predict_one({"patient_id": "warm-up"}, reasons=1)
+
     # ------------------------------------------------------------------ scoring
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
@@ -280,6 +285,8 @@ class Predictor:
         validated = schema.load_records(list(records), classes=self.classes, allow_extra=allow_extra)
         if len(validated.frame) > 64:
             return self._rows(self.score_records(validated, reasons=reasons))
+        if self.compiled is not None:
+            return self._rows(self.score_records(validated, reasons=reasons, threads=1))
         with self._one_thread():
             return self._rows(self.score_records(validated, reasons=reasons, threads=1))
 
@@ -315,7 +322,7 @@ class Predictor:
         """
         values = self.compiled.contributions(X, best, threads=threads) * self.compiled.temperature_factor
         folding = self._get_folding()
-        folded = values @ folding.matrix
+        folded = np.einsum("ij,jk->ik", values, folding.matrix)  # not BLAS: the same sums for one row or many
         n = len(X)
         k = max(0, min(int(k), len(folding.names)))
         if k == 0 or n == 0:
@@ -348,7 +355,8 @@ class Predictor:
         return self._folding
 
     def _one_thread(self) -> AbstractContextManager:
-        """One thread in every OpenMP and BLAS pool while a record is scored."""
+        """One thread in every OpenMP and BLAS pool while a few records go through scikit-learn and LightGBM
+        (a model without a compiled form): their default pools make a one-row prediction many times slower."""
         if self._controller is None:
             with self._lock:
                 if self._controller is None:

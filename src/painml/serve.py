@@ -176,7 +176,7 @@ def batch(
     reasons: Annotated[int, typer.Option("--reasons", "-k", min=0, max=10, help="Top reasons per row.")] = 0,
     chunksize: Annotated[int, typer.Option("--chunksize", min=1, help="Rows per chunk (bounds memory).")] = 50_000,
     threads: Annotated[
-        int | None, typer.Option("--threads", min=0, help="Threads for trees and explanations (0 = all cores).")
+        int | None, typer.Option("--threads", min=0, help="Threads for trees and explanations (0 = one per 2,000 rows of a chunk, up to every core).")
     ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
     tracking_uri: TrackingOption = None,

@@ -102,10 +102,19 @@ class Unsupported(ValueError):
     """The booster holds something the kernels do not replay (categorical splits, linear trees, ...)."""
 
 
+def _kernel(function: Callable) -> Callable:
+    """``njit(nogil=True)``, cached on disk when numba has somewhere to write (the package folder, else
+    ``~/.cache`` or ``$NUMBA_CACHE_DIR``); on a read-only system it compiles in every process instead."""
+    try:
+        return njit(cache=True, nogil=True)(function)
+    except RuntimeError:
+        return njit(nogil=True)(function)
+
+
 # --------------------------------------------------------------------------- kernels: scores
 
 
-@njit(cache=True, nogil=True)
+@_kernel
 def _transform(x, xr, b, n_variants):
     """Row x as column b of xr: the values the nodes compare (module docstring), no branches."""
     n = x.shape[0]
@@ -121,7 +130,7 @@ def _transform(x, xr, b, n_variants):
             xr[3 * n + j, b] = -np.inf if empty else v
 
 
-@njit(cache=True, nogil=True)
+@_kernel
 def _raw_kernel(X, lo, hi, roots, depth, order, group_depth, column, threshold, left, right, value, n_variants,
                 n_classes, out):
     """Margins of rows lo..hi added into out (zeroed), trees in LightGBM's order so sums are bit-identical."""
@@ -163,7 +172,7 @@ def _raw_kernel(X, lo, hi, roots, depth, order, group_depth, column, threshold, 
 # --------------------------------------------------------------------------- kernels: SHAP
 
 
-@njit(cache=True, nogil=True)
+@_kernel
 def _shapley_weights(d, w):
     """w[s] = s! (d-1-s)! / d! for s < d."""
     w[0] = 1.0 / d
@@ -171,7 +180,7 @@ def _shapley_weights(d, w):
         w[s + 1] = w[s] * (s + 1) / (d - 1 - s)
 
 
-@njit(cache=True, nogil=True)
+@_kernel
 def _build_tables(path_start, feat_start, leaf_zero, feat_bits, leaf_value, table_start, size):
     """H over every agreement pattern of every tabulated leaf (module docstring)."""
     table = np.zeros(size, np.float64)
@@ -224,7 +233,7 @@ def _build_tables(path_start, feat_start, leaf_zero, feat_bits, leaf_value, tabl
     return table
 
 
-@njit(cache=True, nogil=True)
+@_kernel
 def _leaf_on_the_fly(v, zero, feats, f0, d, one, w, p, q, phi, b):
     """One untabulated leaf's contributions for one-fractions ``one`` into phi[:, b], O(D^2)."""
     _shapley_weights(d, w)
@@ -259,7 +268,7 @@ def _leaf_on_the_fly(v, zero, feats, f0, d, one, w, p, q, phi, b):
             phi[feats[f0 + i], b] += -v * c * g
 
 
-@njit(cache=True, nogil=True)
+@_kernel
 def _scratch_sizes(node_start, late_leaf, feat_start):
     """Scratch sizes of the SHAP kernels: most nodes in a tree, most features on a leaf computed late."""
     max_nodes = 1
@@ -271,7 +280,7 @@ def _scratch_sizes(node_start, late_leaf, feat_start):
     return max_nodes, max_d
 
 
-@njit(cache=True, nogil=True)
+@_kernel
 def _shap_kernel(X, targets, rows, n_classes, n_variants, node_start, column, threshold, child_slot,
                  entry_start, entry_slot, entry_bits, entry_feature, entry_table, entry_coef, table,
                  late_start, late_leaf, path_start, path_node, path_left, path_bit, feat_start, leaf_feature,
@@ -351,7 +360,7 @@ def _shap_kernel(X, targets, rows, n_classes, n_variants, node_start, column, th
         start += nb
 
 
-@njit(cache=True, nogil=True)
+@_kernel
 def _shap_row(x, k, n_classes, n_variants, node_start, column, threshold, child_slot,
               entry_start, entry_slot, entry_bits, entry_feature, entry_table, entry_coef, table,
               late_start, late_leaf, path_start, path_node, path_left, path_bit, feat_start, leaf_feature,
