@@ -103,17 +103,31 @@ FEATURE_MEANS_KEY = "feature_means"
 """Optional bundle metadata: {encoded feature: training mean}, the logistic model's background."""
 
 
-
 # --------------------------------------------------------------------------- results
 
 
-def _logits(explanation: "RawExplanation | Explanation") -> np.ndarray:
-    """Base value plus the sum of contributions, per row and class: additive by construction."""
-    return explanation.base_values + explanation.values.sum(axis=1)
-
-
 @dataclass(frozen=True, eq=False)
-class RawExplanation:
+class _Additive:
+    """Contributions per row, feature and class that add up, with the base values, to calibrated logits."""
+
+    values: np.ndarray
+    base_values: np.ndarray
+    feature_names: list[str]
+    data: pd.DataFrame
+    classes: list[str]
+    scale: str
+
+    @property
+    def logits(self) -> np.ndarray:
+        """Base plus contributions: (rows, classes) calibrated logits, additive by construction."""
+        return self.base_values + self.values.sum(axis=1)
+
+    @property
+    def proba(self) -> np.ndarray:
+        return _softmax(self.logits)
+
+
+class RawExplanation(_Additive):
     """SHAP values of the encoded features (what the model itself sees).
 
     ``values`` (rows, encoded features, classes) and ``base_values`` (rows,
@@ -121,35 +135,14 @@ class RawExplanation:
     bundle's label order, not the estimator's alphabetical one).
     """
 
-    values: np.ndarray
-    base_values: np.ndarray
-    feature_names: list[str]
-    data: pd.DataFrame
-    classes: list[str]
-    scale: str
 
-    logits = property(lambda self: _logits(self), doc="Base plus contributions: (rows, classes) calibrated logits.")
-    proba = property(lambda self: _softmax(_logits(self)))
-
-
-@dataclass(frozen=True, eq=False)
-class Explanation:
+class Explanation(_Additive):
     """SHAP values folded back to the record's columns and the screening scores.
 
     ``data`` holds each feature's recorded value (text for categories, NaN
     when missing) on the input's index; ``labels()`` gives readable
     "name: value" strings. Totals are those of the :class:`RawExplanation`.
     """
-
-    values: np.ndarray
-    base_values: np.ndarray
-    feature_names: list[str]
-    data: pd.DataFrame
-    classes: list[str]
-    scale: str
-
-    logits = property(lambda self: _logits(self), doc="Base plus contributions: (rows, classes) calibrated logits.")
-    proba = property(lambda self: _softmax(_logits(self)))
 
     @property
     def predicted(self) -> np.ndarray:

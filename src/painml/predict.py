@@ -35,7 +35,7 @@ import sqlite3
 import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager, closing
+from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -243,12 +243,11 @@ class Predictor:
         reasons = _check_reasons(reasons)
         frame = records.frame
         n = len(frame)
+        columns = fastpath.columns_of(frame)
         if self.compiled is None:
             proba = self._sklearn_proba(records.features)
             scores = screening.score_arrays(frame, CONTEXT_SCORES)
-            columns = fastpath.columns_of(frame)
         else:
-            columns = fastpath.columns_of(frame)
             scores = self.compiled.scores(columns, n)
             X = self.compiled.encode(columns, n, scores)
             proba = self.compiled.proba(X, threads)
@@ -285,9 +284,7 @@ class Predictor:
         validated = schema.load_records(list(records), classes=self.classes, allow_extra=allow_extra)
         if len(validated.frame) > 64:
             return self._rows(self.score_records(validated, reasons=reasons))
-        if self.compiled is not None:
-            return self._rows(self.score_records(validated, reasons=reasons, threads=1))
-        with self._one_thread():
+        with nullcontext() if self.compiled is not None else self._one_thread():
             return self._rows(self.score_records(validated, reasons=reasons, threads=1))
 
     def _score_one(self, values: dict[str, Any], reasons: int) -> Scored:
@@ -339,7 +336,7 @@ class Predictor:
             cls = self.classes[best[r]]
             row_reasons = []
             for j, size in zip(row_top, row_sizes):
-                value = _plain(shown[j][r])
+                value = reasons_.plain(shown[j][r])
                 key = (j, value)
                 label = labels.get(key)
                 if label is None:
@@ -426,7 +423,7 @@ class Predictor:
         rows = []
         for r in range(len(scored.best)):
             best = int(scored.best[r])
-            row: dict[str, Any] = {"patient_id": _plain(scored.patient_id[r])}
+            row: dict[str, Any] = {"patient_id": reasons_.plain(scored.patient_id[r])}
             for k, c in enumerate(self.classes):
                 row[f"p_{c}"] = proba[r][k]
             row["predicted_class"] = self.classes[best]
@@ -434,7 +431,7 @@ class Predictor:
             if scored.sets is not None:
                 row["prediction_set"] = [c for c, inside in zip(self.classes, scored.sets[r].tolist()) if inside]
             for s in CONTEXT_SCORES:
-                row[s] = _plain(scored.context[s][r])
+                row[s] = reasons_.plain(scored.context[s][r])
             row["flags"] = scored.flags.get(r, [])
             if scored.reasons is not None:
                 row["reasons"] = [reason.as_dict() for reason in scored.reasons[r]]
@@ -483,17 +480,6 @@ def _check_reasons(reasons: int) -> int:
     if not 0 <= reasons <= MAX_REASONS:
         raise ValueError(f"reasons must be between 0 and {MAX_REASONS}, got {reasons}")
     return reasons
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-friendly scalar: None for missing."""
-    if value is None:
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
 
 
 class _Folding:
