@@ -1,9 +1,9 @@
 """Score patients with a trained model: ``python serve.py predict|batch|http --help``.
 
-A thin entry point to :mod:`painml.serve`.
+A thin entry point to ``painml serve``.
 """
 
-from painml.serve import serve_app
+from painml.cli.serve import serve_app
 
 if __name__ == "__main__":
     serve_app()

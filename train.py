@@ -5,7 +5,7 @@ A thin entry point to ``painml train``; see ``python train.py --help``.
 
 import sys
 
-from painml.cli import app
+from painml.cli.main import app
 
 if __name__ == "__main__":
     sys.exit(app(["train", *sys.argv[1:]]))

@@ -2,7 +2,7 @@
 
 Run:  .venv/bin/python bench/bench_boosters.py [--big] [--threads N]
 
-Data: simulated ``pain_clinic`` cohorts from :func:`painml.simulate.simulate`
+Data: simulated ``pain_clinic`` cohorts from :func:`painml.simulator.simulate.simulate`
 (n = 10,000 and 100,000; ``--big`` adds 1,000,000, fit only). The label is
 ``pain_type``; the features are every column except ``patient_id``, ``site``,
 ``pain_type`` and the ``true_*`` truth columns. Boolean/Int64/Float64 columns
@@ -70,7 +70,7 @@ def build_matrix(n: int, seed: int):
     """Simulate ``n`` patients; return (X, y, class_names, true_p) as float64 / int arrays."""
     import pandas as pd
 
-    from painml.simulate import simulate
+    from painml.simulator.simulate import simulate
 
     df = simulate("pain_clinic", n, seed)
     drop = {"patient_id", "site", "pain_type"}

@@ -7,11 +7,11 @@ Trains both families on the default config's cohort (``--n`` patients,
 ``--rows`` fresh simulated patients (features already validated) with:
 
 - boosted: ``shap.TreeExplainer`` on the encoded matrix (all classes);
-  LightGBM's native ``pred_contrib`` (all classes, :func:`painml.explain.shap_values`);
-  :func:`painml.explain.top_reasons` (the serving path: only the predicted
+  LightGBM's native ``pred_contrib`` (all classes, :func:`painml.explain.shap.shap_values`);
+  :func:`painml.explain.shap.top_reasons` (the serving path: only the predicted
   class's trees, folded, labelled, 3 reasons per row);
 - logistic: ``shap.LinearExplainer`` (all classes), the coefficient form
-  (:func:`painml.explain.shap_values`) and :func:`painml.explain.top_reasons`;
+  (:func:`painml.explain.shap.shap_values`) and :func:`painml.explain.shap.top_reasons`;
 - one row through ``top_reasons`` (p50 of 50 calls), what one HTTP request pays.
 
 Every timing includes the feature pipeline (the ColumnTransformer) except
@@ -48,11 +48,12 @@ def main() -> None:
 
     import shap
 
-    from painml import explain
     from painml.config import load_config
-    from painml.schema import load_records
-    from painml.simulate import simulate
-    from painml.train import build_bundle, fit_family, load_dataset, split_rows
+    from painml.explain import shap as explain
+    from painml.model.dataset import load_dataset, split_rows
+    from painml.model.fit import build_bundle, fit_family
+    from painml.record.schema import load_records
+    from painml.simulator.simulate import simulate
 
     cfg = load_config(REPO / "configs" / "default.yaml")
     cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"n": args.n})})

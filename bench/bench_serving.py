@@ -108,7 +108,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def patients(n: int, seed: int) -> list[dict]:
-    from painml.simulate import simulate
+    from painml.simulator.simulate import simulate
 
     frame = simulate("pain_clinic", n, seed=seed)
     keep = [c for c in frame.columns if not c.startswith("true_") and c != "pain_type"]
@@ -117,7 +117,7 @@ def patients(n: int, seed: int) -> list[dict]:
 
 def as_signature(record: dict) -> dict:
     """A record typed as the pyfunc signature says: numbers and findings as doubles, the rest as text."""
-    from painml.columns import BY_NAME
+    from painml.record.columns import BY_NAME
 
     out = {}
     for name, value in record.items():
@@ -235,7 +235,7 @@ def run_peer(args, env: dict, source: Path, content_type: str, output: Path) -> 
 
 
 def bench_batch(args, env: dict, workdir: Path) -> dict:
-    from painml.simulate import simulate, write_cohort
+    from painml.simulator.simulate import simulate, write_cohort
 
     results = {}
     cohort = simulate("pain_clinic", args.rows, seed=17)
@@ -243,7 +243,7 @@ def bench_batch(args, env: dict, workdir: Path) -> dict:
     write_cohort(cohort, csv_in)
     write_cohort(cohort, parquet_in)
     # MLflow checks its input against the signature: record columns only, findings and numbers as doubles
-    from painml.columns import BY_NAME
+    from painml.record.columns import BY_NAME
 
     peer = cohort.loc[:, [c for c in cohort.columns if c in BY_NAME and c != "pain_type"]]
     peer.astype({c: "float64" for c in peer.columns if BY_NAME[c].kind in ("binary", "integer", "number")}).to_csv(
@@ -273,7 +273,7 @@ def bench_cold(args, env: dict, workdir: Path, record: dict) -> dict:
                        env=env, check=True, stdout=subprocess.DEVNULL)
         walls.append(time.perf_counter() - start)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import painml.predict, painml.serve"], env=env, check=True)
+    subprocess.run([sys.executable, "-c", "import painml.serving.predictor, painml.cli.serve"], env=env, check=True)
     imports = time.perf_counter() - start
     peer_input = workdir / "peer_patient.json"
     peer_input.write_text(json.dumps({"dataframe_records": [as_signature(record)]}))
@@ -348,8 +348,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
-    from painml.predict import Predictor
-    from painml.tracking import resolve_tracking_uri
+    from painml.serving.predictor import Predictor
+    from painml.tracking.store import resolve_tracking_uri
 
     store = resolve_tracking_uri(args.tracking_uri)
     args.store_args = ["--tracking-uri", store]
@@ -358,7 +358,7 @@ def main() -> None:
     predictor = Predictor.from_uri(args.model, tracking_uri=store)
     trees = predictor.compiled.trees if predictor.compiled else None
     n_trees = len(trees.arrays()["node_start"]) - 1 if trees is not None else "-"
-    print(f"model {predictor.name} v{predictor.version} ({predictor.metadata.get('family')}, "
+    print(f"model {predictor.name} v{predictor.version} ({predictor.metadata.family}, "
           f"{n_trees} trees); store {store}; CPU pressure now {pressure()}")
     only = set(args.only or ("http", "batch", "cold"))
     records = patients(max(args.requests, 50), seed=99)

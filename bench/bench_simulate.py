@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from painml.simulate import simulate, write_cohort
+from painml.simulator.simulate import simulate, write_cohort
 
 
 def best_of(repeat: int, fn) -> tuple[float, object]:

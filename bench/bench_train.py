@@ -32,9 +32,10 @@ REPO = Path(__file__).resolve().parents[1]
 def fit_once(family: str, n_train: int, test_rows: int) -> dict:
     """Runs inside a subprocess: fit one family on n_train rows, score the test rows."""
     from painml.config import load_config
-    from painml.evaluate import classification_metrics, oracle_metrics
-    from painml.predict import Predictor
-    from painml.train import build_bundle, fit_family, load_dataset, split_rows
+    from painml.evaluation.metrics import classification_metrics, oracle_metrics
+    from painml.model.dataset import load_dataset, split_rows
+    from painml.model.fit import build_bundle, fit_family
+    from painml.serving.predictor import Predictor
 
     cfg = load_config(REPO / "configs" / "default.yaml")
     split = cfg.split

@@ -1,4 +1,4 @@
-"""painml.trees against LightGBM on the project's own model: margins, one-row latency, SHAP, build cost.
+"""painml.model.compiled.trees against LightGBM on the project's own model: margins, one-row latency, SHAP, build cost.
 
 Run: .venv/bin/python bench/bench_trees.py [--rows 50000] [--shap-rows 10000] [--repeat 5]
          [--model-uri models:/NAME@ALIAS] [--tracking-uri sqlite:///mlflow.db] [--no-compile]
@@ -17,7 +17,7 @@ Measured (best of ``--repeat`` runs; one-row figures are medians over rows):
 - one row: ``raw_scores`` vs LightGBM's ``LGBM_BoosterPredictForMatSingleRowFast``
   (what painml's single-record path used), and vs ``Booster.predict``;
 - SHAP values of each row's predicted class for ``--shap-rows`` rows vs
-  ``pred_contrib`` on per-class boosters (:func:`painml.explain.class_boosters`,
+  ``pred_contrib`` on per-class boosters (:func:`painml.explain.shap.class_boosters`,
   the rows of each class through its own booster), and one row of it vs the
   single-row fast path on the class booster (checked to 1e-10);
 - the build: ``from_booster``, ``from_arrays``, the SHAP tables (built on first
@@ -95,7 +95,7 @@ class SingleRow:
 
 def load_model(uri: str | None, tracking_uri: str) -> tuple[Any, Any, str]:
     """(features transformer, booster, description): the champion, else the default config's gbm fitted here."""
-    from painml.predict import ModelNotFound, Predictor
+    from painml.serving.predictor import ModelNotFound, Predictor
 
     try:
         predictor = Predictor.from_uri(uri, tracking_uri)
@@ -105,7 +105,8 @@ def load_model(uri: str | None, tracking_uri: str) -> tuple[Any, Any, str]:
     except (ModelNotFound, KeyError, AttributeError) as error:
         print(f"no registered champion ({error}); fitting the default config's boosted model")
     from painml.config import load_config
-    from painml.train import fit_family, load_dataset, split_rows
+    from painml.model.dataset import load_dataset, split_rows
+    from painml.model.fit import fit_family
 
     cfg = load_config(REPO / "configs" / "default.yaml")
     data = load_dataset(cfg)
@@ -122,7 +123,7 @@ def compile_and_load_times(model_path: Path, x_path: Path) -> tuple[float, float
     """Seconds for import + from_arrays + first raw_scores and contributions, cold numba cache then warm."""
     code = (
         "import numpy as np\n"
-        "from painml.trees import TreeEnsemble\n"
+        "from painml.model.compiled.trees import TreeEnsemble\n"
         f"e = TreeEnsemble.from_arrays(np.load({str(model_path)!r}))\n"
         f"X = np.load({str(x_path)!r})\n"
         "e.raw_scores(X); e.raw_scores(X[:1]); e.contributions(X, np.zeros(len(X), int))\n"
@@ -149,10 +150,10 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
 
-    from painml.explain import class_boosters
-    from painml.schema import load_records
-    from painml.simulate import simulate
-    from painml.trees import TreeEnsemble
+    from painml.explain.shap import class_boosters
+    from painml.model.compiled.trees import TreeEnsemble
+    from painml.record.schema import load_records
+    from painml.simulator.simulate import simulate
 
     features, booster, description = load_model(args.model_uri, args.tracking_uri)
     n = max(args.rows, args.shap_rows, args.one_row)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from painml import tracking
+from painml.tracking import store
 
 _MLFLOW_EXPERIMENT_ENV = ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
 
@@ -59,13 +59,13 @@ def mlflow_store(mlflow_template_db: Path, tmp_path: Path, monkeypatch: pytest.M
     import mlflow.tracking._tracking_service.utils as tracking_utils
     import mlflow.tracking.fluent as fluent
 
-    db = tmp_path / tracking.DEFAULT_DB
+    db = tmp_path / store.DEFAULT_DB
     shutil.copy(mlflow_template_db, db)
     # The Default experiment (id 0) keeps the artifact location it got in the template.
     with sqlite3.connect(db) as connection:
         connection.execute(
             "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
-            ((tmp_path / tracking.DEFAULT_ARTIFACTS / "0").as_uri(),),
+            ((tmp_path / store.DEFAULT_ARTIFACTS / "0").as_uri(),),
         )
     connection.close()
 
@@ -78,7 +78,7 @@ def mlflow_store(mlflow_template_db: Path, tmp_path: Path, monkeypatch: pytest.M
     for name in _MLFLOW_EXPERIMENT_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(fluent, "_active_experiment_id", None)
-    tracking.use_store(uri)
+    store.use_store(uri)
     try:
         yield uri
     finally:
@@ -112,16 +112,16 @@ class TrainedStore:
 def trained_store(mlflow_template_db: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainedStore:
     """Train the smoke config once per session into its own store; read-only for the tests that share it.
 
-    Tests that use it call ``tracking.use_store(trained_store.uri)`` (or pass
+    Tests that use it call ``store.use_store(trained_store.uri)`` (or pass
     the URI explicitly) and must not register or move aliases there.
     """
     import mlflow
 
     from painml.config import load_config
-    from painml.train import run_training
+    from painml.jobs.train import run_training
 
     directory = tmp_path_factory.mktemp("trained-store")
-    db = directory / tracking.DEFAULT_DB
+    db = directory / store.DEFAULT_DB
     shutil.copy(mlflow_template_db, db)
     uri = "sqlite:///" + db.as_posix()
     config = load_config(REPO / "configs" / "smoke.yaml")
@@ -156,8 +156,8 @@ def served(trained_store: TrainedStore) -> Served:
     Read-only: tests that need a changed predictor build their own from
     ``served.predictor.bundle``.
     """
-    from painml.predict import Predictor
-    from painml.simulate import simulate
+    from painml.serving.predictor import Predictor
+    from painml.simulator.simulate import simulate
 
     predictor = Predictor.from_uri(trained_store.model_uri, tracking_uri=trained_store.uri)
     cohort = simulate("pain_clinic", 60, seed=2024)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from painml.columns import BLOCKS, DEFAULT_CLASSES
+from painml.record.columns import BLOCKS, DEFAULT_CLASSES
 from painml.config import (
     FEATURE_GROUPS,
     ConfigError,

@@ -1,0 +1,1 @@
+"""The ``painml`` command."""

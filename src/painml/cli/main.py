@@ -1,0 +1,286 @@
+"""The ``painml`` command: one subcommand per stage of the flow, and ``painml serve`` for scoring.
+
+Each command imports its job inside the function: ``painml --help`` and
+``painml serve predict`` stay fast because nothing imports scikit-learn,
+MLflow or pandas until a command needs it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from painml import __version__
+from painml.cli.serve import serve_app
+from painml.simulator.clinical_tables import PRESETS
+from painml.tracking.registry import DEFAULT_MODEL_NAME
+
+app = typer.Typer(
+    name="painml",
+    help="Classify chronic pain as neuropathic, nociceptive or mixed.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(serve_app, name="serve")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"painml {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Classify chronic pain as neuropathic, nociceptive or mixed: simulate, validate, train, promote,
+    explain, report and serve."""
+console = Console(width=max(Console().width, 120))
+err = Console(stderr=True)
+
+PresetOption = Annotated[str, typer.Option("--preset", help=f"Case mix: {', '.join(PRESETS)}.")]
+
+
+def _check_preset(preset: str) -> None:
+    if preset not in PRESETS:
+        err.print(f"[red]unknown preset {preset!r}[/]; choose one of: {', '.join(PRESETS)}")
+        raise typer.Exit(2)
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option("--out", help="Output file, .csv or .parquet.")],
+    preset: PresetOption = "pain_clinic",
+    n: Annotated[int, typer.Option("--n", min=1, help="Number of patients.")] = 10_000,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed; same seed, same bytes.")] = 0,
+) -> None:
+    """Draw a simulated cohort with its ground truth and exact posterior."""
+    from painml.simulator.simulate import simulate as draw
+    from painml.simulator.simulate import write_cohort
+
+    _check_preset(preset)
+    if out.suffix.lower() not in (".csv", ".parquet"):
+        err.print(f"[red]{out}[/]: the output must end in .csv or .parquet")
+        raise typer.Exit(2)
+    start = time.perf_counter()
+    with console.status(f"Simulating {n:,} patients ({preset}, seed {seed})"):
+        cohort = draw(preset, n, seed)
+        write_cohort(cohort, out)
+    shares = cohort["pain_type"].value_counts(normalize=True)
+    console.print(
+        f"Wrote {n:,} patients to [bold]{out}[/] in {time.perf_counter() - start:.1f} s; labels: "
+        + ", ".join(f"{k} {v:.0%}" for k, v in shares.items())
+    )
+
+
+@app.command()
+def realism(
+    preset: PresetOption = "pain_clinic",
+    n: Annotated[int, typer.Option("--n", min=1000, help="Cohort size.")] = 40_000,
+    seed: Annotated[int, typer.Option("--seed", min=0)] = 11,
+) -> None:
+    """Compare a simulated cohort with the published clinical figures."""
+    from painml.simulator.realism import evaluate_realism, realism_table
+    from painml.simulator.simulate import simulate as draw
+
+    _check_preset(preset)
+    with console.status(f"Simulating {n:,} patients and scoring the targets"):
+        results = evaluate_realism(draw(preset, n, seed))
+    console.print(realism_table(results, f"Realism: {preset}, n = {n:,}, seed {seed}"))
+    outside = [r for r in results if not r.inside]
+    if preset == "pain_clinic" and outside:
+        err.print(f"[red]{len(outside)} target(s) outside the published band[/]")
+        raise typer.Exit(1)
+    if preset != "pain_clinic":
+        console.print("[dim]The targets describe a pain clinic; other presets are shown for comparison.[/]")
+
+
+@app.command()
+def validate(
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet file in the patient-record schema.")],
+    require_label: Annotated[
+        bool, typer.Option("--require-label", help="The file is for training: pain_type must be present.")
+    ] = False,
+) -> None:
+    """Check a file against the patient-record schema and summarise it."""
+    from painml.record.schema import validate_file
+
+    raise typer.Exit(validate_file(file, require_label=require_label))
+
+
+ConfigOption = Annotated[Path, typer.Option("--config", help="Training config (YAML).")]
+TrackingOption = Annotated[
+    str | None,
+    typer.Option("--tracking-uri", help="MLflow tracking URI; else $MLFLOW_TRACKING_URI, else ./mlflow.db."),
+]
+
+
+@app.command()
+def train(
+    config: ConfigOption = Path("configs/default.yaml"),
+    data: Annotated[Path | None, typer.Option("--data", help="Train on this CSV/Parquet file instead.")] = None,
+    tracking_uri: TrackingOption = None,
+    experiment: Annotated[str | None, typer.Option("--experiment", help="MLflow experiment name.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, help="Training seed (splits, models).")] = None,
+    promote: Annotated[bool, typer.Option("--promote", help="Then promote the new version if it wins.")] = False,
+) -> None:
+    """Train every model family of a config, log the run to MLflow and register the winner."""
+    from painml.config import ConfigError, load_config
+    from painml.jobs.train import run_training
+    from painml.record.schema import SchemaError
+
+    try:
+        cfg = load_config(config).with_overrides(data_path=data, seed=seed, experiment=experiment)
+    except ConfigError as error:
+        err.print(f"[red]invalid configuration[/]\n{error}")
+        raise typer.Exit(2) from None
+    try:
+        result = run_training(cfg, tracking_uri=tracking_uri, promote_now=promote, console=console)
+    except SchemaError as error:
+        err.print(f"[red]the training data is not valid[/]\n{error.report()}")
+        raise typer.Exit(1) from None
+    _print_result(result, cfg)
+
+
+def _print_result(result, cfg) -> None:
+    from rich.table import Table
+
+    def numbers(value) -> str:
+        return "" if value != value else f"{value:.3f}"
+
+    table = Table(title=f"Test set, three classes ({cfg.name}): models, the exact-posterior ceiling, painDETECT bands")
+    table.add_column("model")
+    for col in result.comparison.columns:
+        table.add_column(col.replace("_", " "), justify="right")
+    for name, row in result.comparison.iterrows():
+        table.add_row(name, *map(numbers, row), style="bold green" if name == result.winner else None)
+    console.print(table)
+    tools = result.baselines[result.baselines["question"] != "3 classes"]
+    table = Table(title="Screening tools on the same rows: is a neuropathic component present?")
+    for col in ("tool", "coverage", "sensitivity", "specificity", "balanced accuracy", "AUROC"):
+        table.add_column(col, justify="left" if col == "tool" else "right")
+    for _, b in tools.iterrows():
+        table.add_row(b["baseline"], f"{b['coverage']:.0%}", *map(numbers, b[["sensitivity", "specificity",
+                                                                           "balanced_accuracy", "auroc"]]))
+    console.print(table)
+    for family, r in result.families.items():
+        gap = ""
+        if result.oracle:
+            gap = (f"; gap to ceiling: log-loss +{r.metrics['test_log_loss'] / result.oracle['oracle_log_loss'] - 1:.1%}"
+                   f", macro-F1 {r.metrics['test_macro_f1'] - result.oracle['oracle_macro_f1']:+.3f}")
+        console.print(f"{family}: fitted in {r.fit_seconds:.1f} s; {cfg.conformal_confidence:.0%} conformal sets "
+                      f"cover {r.metrics['test_conformal_coverage']:.1%} of test patients{gap}")
+    console.print(f"MLflow run {result.run_id}; winner by {cfg.tracking.primary_metric}: [bold]{result.winner}[/]")
+    if result.registered_version:
+        console.print(f"registered {cfg.tracking.registered_model} version {result.registered_version} "
+                      "with alias 'candidate'")
+    if result.promotion:
+        console.print(result.promotion)
+    if result.report:
+        import mlflow
+
+        folder = Path("outputs") / f"run-{result.run_id[:8]}"
+        local = mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path=result.report, dst_path=str(folder))
+        console.print(f"reviewer report: [bold]{local}[/] (also in the run's artifacts: {result.report})")
+
+
+@app.command()
+def promote(
+    name: Annotated[str, typer.Option("--name", help="Registered model name.")] = DEFAULT_MODEL_NAME,
+    version: Annotated[str | None, typer.Option("--version", help="Version to promote; default: the candidate.")] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Labelled held-out file to compare on.")] = None,
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """Make the candidate the champion if it beats the champion on the same evaluation."""
+    from painml.jobs.promote import promote as run_promotion
+
+    console.print(run_promotion(name, tracking_uri=tracking_uri, version=version, data_path=data))
+
+
+@app.command()
+def explain(
+    model: Annotated[str, typer.Option("--model", help="models:/NAME@alias, models:/NAME/VERSION, runs:/... or a folder.")],
+    input: Annotated[Path, typer.Option("--input", help="Cohort file (CSV or Parquet) to explain.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the plots.")],
+    patient_id: Annotated[
+        list[str] | None, typer.Option("--patient-id", help="Also draw this patient's waterfalls (repeatable).")
+    ] = None,
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """SHAP plots (beeswarm, bar, class comparison, dependence, waterfalls) for any cohort."""
+    from painml.jobs.explain import explain_command
+    from painml.record.schema import SchemaError
+
+    try:
+        written = explain_command(model, input, out, patient_id or None, tracking_uri)
+    except SchemaError as error:
+        err.print(f"[red]{input} is not valid[/]\n{error.report()}")
+        raise typer.Exit(1) from None
+    except KeyError as error:
+        err.print(f"[red]{error.args[0]}[/]")
+        raise typer.Exit(2) from None
+    console.print(f"wrote {len(written)} files to {out}")
+
+
+@app.command()
+def report(
+    run: Annotated[str, typer.Option("--run", help="MLflow run id of a training run.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the HTML file here.")] = None,
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """The reviewer report of a training run: one self-contained HTML file, logged to the run."""
+    from painml.jobs.report import report_command
+
+    console.print(f"report written to {report_command(run, tracking_uri, out)}")
+
+
+@app.command()
+def quickstart(
+    config: ConfigOption = Path("configs/default.yaml"),
+    n: Annotated[int, typer.Option("--n", min=1000, help="Cohort size for the realism check.")] = 40_000,
+) -> None:
+    """The main job on the embedded defaults: realism check, training, registry."""
+    console.rule("1. Is the simulated cohort realistic?")
+    try:
+        realism(preset="pain_clinic", n=n, seed=11)
+    except typer.Exit as stop:
+        if stop.exit_code:
+            raise
+    console.rule(f"2. Train both model families ({config}), explain the winner, write the report")
+    train(config=config, data=None, tracking_uri=None, experiment=None, seed=None, promote=False)
+    console.rule("3. Score a batch file with the champion")
+    _score_sample(Path("data/sample_cohort.csv"), Path("outputs/sample_predictions.csv"))
+
+
+def _score_sample(source: Path, output: Path) -> None:
+    """Batch-score the sample cohort and show a few patients with their reasons."""
+    import pandas as pd
+
+    from painml.serving.batch import score_file
+    from painml.serving.predictor import Predictor
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    predictor = Predictor.from_uri()
+    result = score_file(predictor, source, output, reasons=3, progress=False)
+    console.print(f"scored {result.rows_scored:,} patients from {source} with {predictor.name} "
+                  f"v{predictor.version} into [bold]{output}[/] in {result.seconds:.1f} s")
+    shown = pd.read_csv(output).head(5)
+    for _, row in shown.iterrows():
+        classes = ", ".join(f"{c} {row[f'p_{c}']:.0%}" for c in predictor.classes)
+        console.print(f"[bold]{row['patient_id']}[/]: {row['predicted_class']} ({classes}); "
+                      f"prediction set {{{row['prediction_set'].replace('|', ', ')}}}")
+        for i in (1, 2, 3):
+            if isinstance(row.get(f"reason_{i}"), str):
+                console.print(f"    {row[f'reason_{i}']}")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()

@@ -1,0 +1,241 @@
+"""``painml serve``: the three ways in to the one predictor (one patient, a file, HTTP).
+
+- ``predict``: one patient (or a list) as JSON from ``--input FILE`` or stdin,
+  or as ``FIELD=VALUE`` arguments; a readable summary, or JSON with ``--json``;
+- ``batch``: a CSV or Parquet file in chunks, output written atomically,
+  rejected rows to ``OUTPUT.errors.csv``;
+- ``http``: the FastAPI app (:mod:`painml.serving.http`) under uvicorn, on 127.0.0.1 by default.
+
+Every command takes ``--model`` (default ``models:/painml-pain-type@champion``)
+and ``--tracking-uri`` (else ``$MLFLOW_TRACKING_URI``, else ``./mlflow.db``).
+Exit codes: 0 done, 1 the input has problems (listed on stderr), 2 usage:
+no such model, unreadable JSON, bad options.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from painml.record.problems import SchemaError
+from painml.tracking.registry import DEFAULT_MODEL_URI
+
+serve_app = typer.Typer(
+    name="serve",
+    help="Score patients with a trained painml model: one patient, a file, or over HTTP.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+ModelOption = Annotated[
+    str,
+    typer.Option("--model", "-m", help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN/PATH or a model folder."),
+]
+TrackingOption = Annotated[
+    str | None,
+    typer.Option("--tracking-uri", help="MLflow tracking URI; else $MLFLOW_TRACKING_URI, else ./mlflow.db."),
+]
+DEFAULT_MODEL = DEFAULT_MODEL_URI
+
+
+def _load(model: str, tracking_uri: str | None):
+    from painml.serving.predictor import ModelNotFound, Predictor
+
+    try:
+        return Predictor.from_uri(model, tracking_uri=tracking_uri)
+    except ModelNotFound as error:
+        err.print(f"[red]no model[/]: {error}", markup=True)
+        err.print("Train and register one first: painml train --config configs/default.yaml", markup=False)
+        raise typer.Exit(2) from None
+
+
+@serve_app.command()
+def predict(
+    fields: Annotated[
+        list[str] | None,
+        typer.Argument(help="The patient as FIELD=VALUE pairs (e.g. age=70 brush_allodynia=true); else JSON input.",
+                       show_default=False),
+    ] = None,
+    model: ModelOption = DEFAULT_MODEL,
+    input: Annotated[
+        Path | None, typer.Option("--input", "-i", help="JSON file: one record (object) or a list; default stdin.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the predictions as JSON.")] = False,
+    reasons: Annotated[int, typer.Option("--reasons", "-k", min=0, max=10, help="Top reasons (SHAP) per patient.")] = 3,
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """Predict one patient (or a list) from JSON or FIELD=VALUE arguments."""
+    payload = _read_payload(fields, input)
+    predictor = _load(model, tracking_uri)
+    records = payload if isinstance(payload, list) else [payload]
+    try:
+        rows = predictor.predict_many(records, reasons=reasons)
+    except SchemaError as error:
+        err.print("[red]the patient record is not valid[/]")
+        err.print(error.report(), markup=False)
+        raise typer.Exit(1) from None
+    if as_json:
+        sys.stdout.write(json.dumps(rows[0] if isinstance(payload, dict) else rows, indent=2) + "\n")
+        return
+    for i, row in enumerate(rows):
+        if i:
+            out.print()
+        _summary(row, predictor)
+
+
+def _read_payload(fields: list[str] | None, input: Path | None) -> Any:
+    if fields:
+        if input is not None:
+            err.print("give the patient either as FIELD=VALUE arguments or with --input, not both")
+            raise typer.Exit(2)
+        record: dict[str, Any] = {}
+        for item in fields:
+            name, sep, value = item.partition("=")
+            if not sep or not name.strip():
+                err.print(f"{item!r}: expected FIELD=VALUE (e.g. age=70)")
+                raise typer.Exit(2)
+            record[name.strip()] = value
+        return record
+    if input is not None:
+        try:
+            text = input.read_text(encoding="utf-8")
+        except OSError as error:
+            err.print(f"cannot read {input}: {error.strerror or error}")
+            raise typer.Exit(2) from None
+        source = str(input)
+    else:
+        if sys.stdin.isatty():
+            err.print("reading one patient as JSON from stdin (Ctrl-D to end); see --help for other ways")
+        text = sys.stdin.read()
+        source = "stdin"
+    if not text.strip():
+        err.print(f"{source} is empty: expected one patient record (a JSON object) or a list of them")
+        raise typer.Exit(2)
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as error:
+        err.print(f"{source} is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}")
+        raise typer.Exit(2) from None
+    if isinstance(payload, list) and payload and all(isinstance(r, dict) for r in payload):
+        return payload
+    if isinstance(payload, dict):
+        return payload
+    err.print(f"{source}: expected one patient record (a JSON object) or a non-empty list of them")
+    raise typer.Exit(2)
+
+
+def _summary(row: dict[str, Any], predictor) -> None:
+    from painml.features import screening
+
+    who = row.get("patient_id") or "(no patient_id)"
+    out.print(f"[bold]{who}[/]  [dim]{row['model']} v{row['model_version'] or '-'}[/]")
+    classes = predictor.classes
+    probs = "  ".join(f"{c} {row[f'p_{c}']:.2f}" for c in classes)
+    out.print(f"  predicted [bold]{row['predicted_class']}[/] (p = {row['confidence']:.2f});  {probs}")
+    if row.get("prediction_set") is not None:
+        level = f"{predictor.confidence:.0%} " if predictor.confidence else ""
+        members = ", ".join(row["prediction_set"])
+        note = "" if len(row["prediction_set"]) == 1 else "  (the model cannot tell these apart at this level)"
+        out.print(f"  {level}prediction set: {{{members}}}{note}")
+    grade = row.get("neupsig_grade")
+    shown = [
+        f"DN4 {_num(row.get('dn4'))}/10",
+        f"painDETECT {_num(row.get('paindetect'))}",
+        "NeuPSIG " + ("-" if grade is None else screening.NEUPSIG_GRADES[int(grade)]),
+    ]
+    out.print("  screening: " + ", ".join(shown))
+    for flag in row.get("flags") or []:
+        out.print(f"  [yellow]flag[/]: {flag}")
+    for reason in row.get("reasons") or []:
+        sign = "+" if reason["size"] >= 0 else "-"
+        out.print(f"  {sign} {reason['label']} ({reason['direction']} {reason['class_name']}, "
+                  f"{reason['size']:+.2f} log-odds)")
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "-"
+    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
+
+
+@serve_app.command()
+def batch(
+    input: Annotated[Path, typer.Option("--input", "-i", help="CSV or Parquet file of patient records.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output file, .csv or .parquet.")],
+    model: ModelOption = DEFAULT_MODEL,
+    reasons: Annotated[int, typer.Option("--reasons", "-k", min=0, max=10, help="Top reasons per row.")] = 0,
+    chunksize: Annotated[int, typer.Option("--chunksize", min=1, help="Rows per chunk (bounds memory).")] = 50_000,
+    threads: Annotated[
+        int | None, typer.Option("--threads", min=0, help="Threads for trees and explanations (0 = one per 2,000 rows of a chunk, up to every core).")
+    ] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """Score a CSV or Parquet file; rows that fail validation go to OUTPUT.errors.csv."""
+    from painml.serving.batch import OUTPUT_KINDS, score_file
+
+    if output.suffix.lower() not in OUTPUT_KINDS:
+        err.print(f"{output}: the output must end in .csv or .parquet")
+        raise typer.Exit(2)
+    if not input.exists():
+        err.print(f"{input}: no such file")
+        raise typer.Exit(2)
+    predictor = _load(model, tracking_uri)
+    try:
+        result = score_file(predictor, input, output, chunksize=chunksize, reasons=reasons, progress=progress,
+                            threads=threads, console=err)
+    except SchemaError as error:
+        err.print(f"[red]{input.name} cannot be scored[/]; no output was written")
+        err.print(error.report(), markup=False)
+        raise typer.Exit(1) from None
+    except (ValueError, FileNotFoundError) as error:
+        err.print(f"{error}")
+        raise typer.Exit(2) from None
+    shares = ", ".join(f"{c} {n / max(1, result.rows_scored):.0%}" for c, n in sorted(result.predicted.items()))
+    out.print(f"scored {result.rows_scored:,} of {result.rows_read:,} rows in {result.seconds:.1f} s "
+              f"({result.rows_per_second:,.0f} rows/s) -> [bold]{output}[/]")
+    if shares:
+        out.print(f"predicted: {shares}")
+    for notice in result.notices:
+        out.print(f"[dim]note: {notice}[/]")
+    if result.errors is not None:
+        err.print(f"[yellow]{result.rows_rejected:,} rows set aside[/] ({result.problems:,} problems): "
+                  f"see {result.errors}")
+        raise typer.Exit(1)
+
+
+@serve_app.command()
+def http(
+    model: ModelOption = DEFAULT_MODEL,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    max_body_bytes: Annotated[
+        int, typer.Option("--max-body-bytes", min=1, help="Larger requests get 413.")
+    ] = 1_000_000,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.01, help="Seconds per request before 503.")] = 10.0,
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log every request.")] = False,
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """Serve POST /predict, GET /health, GET /model and the OpenAPI docs (/docs) with uvicorn."""
+    import uvicorn
+
+    from painml.serving.http import create_app
+
+    predictor = _load(model, tracking_uri)
+    app = create_app(predictor, max_body_bytes=max_body_bytes, timeout_s=timeout)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(f"[yellow]listening on {host}[/]: reachable from other machines; there is no authentication")
+    err.print(f"serving {predictor.name} v{predictor.version or '-'} on http://{host}:{port} (docs at /docs)")
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=access_log)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    serve_app()

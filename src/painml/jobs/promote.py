@@ -1,0 +1,78 @@
+"""The promote job: move ``champion`` to the candidate only if it wins on data neither version saw."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from painml.config import FileData, TrainConfig, higher_is_better, load_config
+from painml.evaluation.metrics import classification_metrics
+from painml.model.dataset import load_dataset as load_data
+from painml.model.dataset import split_rows
+from painml.record.schema import Records, load_records
+from painml.serving.predictor import Predictor
+from painml.simulator.simulate import simulate
+from painml.tracking import registry, runs, store
+
+
+def promote(name: str, *, tracking_uri: str | None = None, version: str | None = None,
+            data_path: str | Path | None = None) -> str:
+    """Move ``champion`` to the candidate only if it beats the champion on the same evaluation.
+
+    Both versions are scored on rows neither was trained on: ``data_path``
+    when given (a labelled file), else a fresh cohort from the candidate's
+    simulator preset, else the candidate's own test rows of its training file
+    (only when the champion did not train on that file too). The metric is the
+    candidate config's primary metric.
+    """
+    store.use_store(store.resolve_tracking_uri(tracking_uri))
+    candidate = version or registry.get_alias_version(name, registry.CANDIDATE)
+    if candidate is None:
+        return f"{name} has no candidate version to promote"
+    champion = registry.get_alias_version(name, registry.CHAMPION)
+    if champion is None:
+        registry.set_alias(name, registry.CHAMPION, candidate)
+        return f"version {candidate} is now champion (there was no champion yet)"
+    if champion == candidate:
+        return f"version {candidate} is already champion"
+    cfg = _run_config(registry.version_run_id(name, candidate))
+    champion_cfg = _run_config(registry.version_run_id(name, champion))
+    if data_path is not None:
+        records = load_records(data_path, require_label=True, classes=cfg.labels)
+        where = f"{data_path} ({len(records.frame):,} rows)"
+    elif not isinstance(cfg.data, FileData):
+        n = max(5_000, int(cfg.data.n * cfg.split.test_size))
+        records = load_records(simulate(cfg.data.preset, n, cfg.data.seed + 1), require_label=True, classes=cfg.labels)
+        where = f"a fresh {cfg.data.preset} cohort of {n:,} patients (seed {cfg.data.seed + 1})"
+    else:
+        if champion_cfg.data == cfg.data and champion_cfg.model_dump(include={"seed", "split"}) != cfg.model_dump(
+                include={"seed", "split"}):
+            return ("not promoted: the champion trained on the same file with a different split, so the "
+                    "candidate's test rows are not held out for it; pass a held-out labelled file with --data")
+        data = load_data(cfg)
+        test = split_rows(data.y, cfg)["test"]
+        records = Records(data.records.frame.iloc[test], data.records.label.iloc[test])
+        where = f"the candidate's test rows of {cfg.data.path} ({len(records.frame):,} rows)"
+    primary = cfg.tracking.primary_metric
+    y = records.label.to_numpy(dtype=object)
+    scores = {}
+    for v in (candidate, champion):
+        predictor = Predictor.from_uri(f"models:/{name}/{v}")
+        scores[v] = classification_metrics(y, predictor.predict_proba(records.features),
+                                                    predictor.classes)[primary]
+    wins = scores[candidate] > scores[champion] if higher_is_better(primary) else scores[candidate] < scores[champion]
+    verdict = (f"{primary} on {where}: candidate v{candidate} {scores[candidate]:.4f}, "
+               f"champion v{champion} {scores[champion]:.4f}")
+    if wins:
+        registry.set_alias(name, registry.CHAMPION, candidate)
+        return f"promoted: version {candidate} is now champion; {verdict}"
+    return f"not promoted: champion stays version {champion}; {verdict}"
+
+
+def _run_config(run_id: str) -> TrainConfig:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = runs.download(run_id, "config.yaml", tmp)
+        if path is None:
+            raise FileNotFoundError(f"run {run_id} has no config.yaml artifact: was it logged by painml train?")
+        return load_config(path)
+

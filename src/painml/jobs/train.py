@@ -1,0 +1,191 @@
+"""Training: config -> data -> split -> both families -> evaluation -> MLflow -> registry.
+
+One run holds every family of the config; metric keys are prefixed by the
+family (``gbm.test_log_loss``) and the winner's are also logged unprefixed
+(``test_log_loss``), so runs compare on the same keys whichever family won.
+The ceiling (``oracle_*``) is logged when the data carries the simulator's
+exact posterior.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from painml.config import TrainConfig, higher_is_better
+from painml.evaluation import metrics as evaluate
+from painml.evaluation.holdout import FamilyResult, comparison_table, evaluate_family
+from painml.evaluation.plots import plot_calibration, plot_confusion
+from painml.jobs.promote import promote
+from painml.jobs.report import report_after_training, training_inputs
+from painml.model.dataset import Dataset, load_dataset, split_rows
+from painml.model.fit import build_bundle, fit_family
+from painml.record.columns import FEATURE_COLUMNS
+from painml.record.schema import load_records
+from painml.serving.predictor import Predictor
+from painml.simulator.simulate import simulate
+from painml.tracking import registry, runs, store
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    winner: str
+    families: dict[str, FamilyResult]
+    oracle: dict[str, float]
+    baselines: pd.DataFrame
+    comparison: pd.DataFrame
+    registered_version: str | None
+    promotion: str | None
+    report: str | None = None
+
+
+def run_training(
+    cfg: TrainConfig,
+    *,
+    tracking_uri: str | None = None,
+    promote_now: bool = False,
+    console=None,
+    log_models: bool = True,
+    explain: bool = True,
+) -> TrainResult:
+    """Train every family of the config, log one MLflow run, register the winner as ``candidate``."""
+    import mlflow
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    console = console or Console()
+    uri = store.resolve_tracking_uri(tracking_uri)
+    store.use_store(uri)
+    experiment_id = store.ensure_experiment(cfg.tracking.experiment, uri)
+    families = [m.family for m in cfg.models]
+    steps = ["data", "split", *[f"fit {f}" for f in families], "evaluate", "log to MLflow", "register", "explain"]
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console, transient=False, disable=not console.is_terminal) as progress:
+        task = progress.add_task("", total=len(steps))
+
+        def stage(name: str) -> None:
+            progress.update(task, description=f"[bold]{name}[/]")
+            console.print(f"- {name}") if not console.is_terminal else None
+
+        stage(f"loading data: {cfg.data.source}")
+        data = load_dataset(cfg)
+        progress.advance(task)
+        stage("splitting train / calibration / conformal / test")
+        rows = split_rows(data.y, cfg)
+        progress.advance(task)
+        results: dict[str, FamilyResult] = {}
+        for model_cfg in cfg.models:
+            stage(f"fitting {model_cfg.family} on {len(rows['train']):,} rows")
+            start = time.perf_counter()
+            estimator, chosen = fit_family(model_cfg, cfg, data.X, data.y, rows)
+            bundle = build_bundle(estimator, model_cfg.family, cfg, data, rows, chosen.model_dump())
+            seconds = time.perf_counter() - start
+            metrics, proba, tables = evaluate_family(bundle, data, rows)
+            bundle = bundle.with_metadata(
+                metrics={k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
+            results[model_cfg.family] = FamilyResult(model_cfg.family, bundle, metrics, proba, seconds, tables)
+            progress.advance(task)
+        stage("evaluating against the screening tools and the ceiling")
+        test = rows["test"]
+        y_test = data.y[test]
+        truth = None if data.records.truth is None else data.records.truth.iloc[test]
+        oracle = evaluate.oracle_metrics(truth, y_test, list(cfg.labels))
+        baselines = evaluate.baseline_metrics(data.records.frame.iloc[test], y_test, list(cfg.labels))
+        primary = cfg.tracking.primary_metric
+        better = max if higher_is_better(primary) else min
+        winner = better(results, key=lambda f: results[f].metrics[primary])
+        comparison = comparison_table(results, oracle, baselines)
+        progress.advance(task)
+
+        stage("logging the run to MLflow")
+        with mlflow.start_run(experiment_id=experiment_id, run_name=cfg.name) as run:
+            metrics = _log_run(cfg, data, rows, results, oracle, baselines, comparison, winner)
+            model_uris = {family: _log_model(r.bundle, family) for family, r in results.items()} if log_models else {}
+            run_id = run.info.run_id
+            started = run.info.start_time
+        progress.advance(task)
+        version = promotion = None
+        if log_models:
+            stage(f"registering {winner} as {cfg.tracking.registered_model}")
+            version = registry.register_version(model_uris[winner], cfg.tracking.registered_model,
+                                                tags={"family": winner, "config": cfg.name})
+            champion = registry.get_alias_version(cfg.tracking.registered_model, registry.CHAMPION)
+            if champion is None or promote_now:
+                promotion = promote(cfg.tracking.registered_model, tracking_uri=uri, version=version)
+        progress.advance(task)
+        result = TrainResult(run_id, winner, results, oracle, baselines, comparison, version, promotion)
+        if explain:
+            stage(f"explaining {winner} (SHAP) and writing the reviewer report")
+            inputs = training_inputs(
+                run_id, cfg.name, _utc(started), _run_tags(run_id), cfg, data, rows, winner, results[winner].bundle,
+                metrics, comparison, results[winner].artifacts["subgroups"], baselines, proba=results[winner].proba)
+            result.report = report_after_training(inputs)["report"]
+        progress.advance(task)
+    return result
+
+
+def _log_run(cfg: TrainConfig, data: Dataset, rows: dict, results: dict[str, FamilyResult], oracle: dict[str, float],
+             baselines: pd.DataFrame, comparison: pd.DataFrame, winner: str) -> dict[str, float]:
+    """Log params, lineage, metrics, tables and figures of the active run; return the metrics logged."""
+    git = runs.git_state(Path(__file__).parent)
+    tags = {"painml.config": cfg.name, "painml.winner": winner, "git.commit": git["commit"] or "unknown",
+            "git.dirty": str(git["dirty"]), "data.source": data.source}
+    params = {**cfg.flat(), **{f"data.lineage.{k}": v for k, v in data.lineage.items()},
+              **{f"rows.{k}": len(v) for k, v in rows.items()}}
+    metrics: dict[str, float] = dict(oracle)
+    for family, r in results.items():
+        metrics |= {f"{family}.{k}": v for k, v in r.metrics.items()}
+        metrics |= {f"{family}.{k}": v for k, v in evaluate.ceiling_gap(r.metrics, oracle).items()}
+        metrics[f"{family}.fit_seconds"] = r.fit_seconds
+        if cfg.search.enabled:
+            params |= {f"{family}.chosen.{k}": v for k, v in r.bundle.metadata.hyperparameters.items()}
+    metrics |= results[winner].metrics | evaluate.ceiling_gap(results[winner].metrics, oracle)
+    texts = {"config.yaml": yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),
+             "metrics.json": json.dumps(metrics, indent=2, default=float),
+             "lineage.json": json.dumps(data.lineage, indent=2)}
+    tables = {"baselines.csv": (baselines, False), "comparison.csv": (comparison, True)}
+    figures = {}
+    y_test = data.y[rows["test"]]
+    for family, r in results.items():
+        tables[f"confusion_{family}.csv"] = (r.artifacts["confusion"], True)
+        tables[f"subgroups_{family}.csv"] = (r.artifacts["subgroups"], False)
+        figures[f"confusion_{family}.png"] = plot_confusion(r.artifacts["confusion"], f"{family}: confusion matrix (test)")
+        figures[f"calibration_{family}.png"] = plot_calibration(y_test, r.proba, r.bundle.classes,
+                                                               f"{family}: calibration (test)")
+    training = data.X.iloc[rows["train"]].assign(pain_type=data.y[rows["train"]])
+    runs.log_run(tags=tags, params=params, metrics=metrics, training=training, source=data.source, texts=texts,
+                 tables=tables, figures=figures)
+    return metrics
+
+
+def _log_model(bundle, name: str) -> str:
+    """Log a bundle as MLflow's pyfunc, with a synthetic input example and painml's own output for it."""
+    example = load_records(simulate("pain_clinic", 5, seed=0)).frame.iloc[:, : 2 + len(FEATURE_COLUMNS)]
+    output = Predictor(bundle).predict(example)
+    code_file = importlib.util.find_spec("painml.serving.pyfunc").origin  # a path: the file runs when MLflow loads
+    package = str(Path(code_file).parents[1])
+    return runs.log_model(bundle, name, code_file=code_file, code_path=package, input_example=example,
+                          output_example=output)
+
+
+def _run_tags(run_id: str) -> dict[str, str]:
+    from mlflow import MlflowClient
+
+    return dict(MlflowClient().get_run(run_id).data.tags)
+
+
+def _utc(millis: int) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(millis / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

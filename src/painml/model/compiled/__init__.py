@@ -1,0 +1,1 @@
+"""The fitted model as plain arrays (compile step and runtime) and the numba tree kernels that replay it."""

@@ -1,0 +1,126 @@
+"""Fitting one family: features + classifier on the training rows, hyper-parameters, calibration,
+and the bundle with its conformal threshold and training profile."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import loguniform, uniform
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+
+from painml.config import GbmConfig, TrainConfig
+from painml.features.encoding import build_features
+from painml.model import calibration
+from painml.model.bundle import ModelBundle
+from painml.model.conformal import conformal_threshold
+from painml.model.dataset import Dataset
+from painml.model.families import make_classifier
+from painml.model.metadata import BundleMetadata, TrainingProfile
+from painml.record.columns import BLOCKS, BY_NAME, FEATURE_COLUMNS, OPTIONAL_BLOCKS
+from painml.record.schema import Records
+
+VALIDATION_SHARE = 0.1
+
+
+SEARCH_SPACE = {
+    "gbm": {"learning_rate": loguniform(0.02, 0.2), "num_leaves": [4, 7, 15, 31], "min_child_samples": [20, 40, 80, 160],
+            "reg_lambda": loguniform(0.1, 20), "colsample": uniform(0.4, 0.6)},
+    "logistic": {"C": loguniform(1e-3, 10)},
+}
+
+
+def _probe(model_cfg, cfg: TrainConfig, Xt: pd.DataFrame, y: np.ndarray, fit: np.ndarray, val: np.ndarray):
+    """Fit on ``fit`` rows and score on ``val`` rows: (validation log-loss, trees used or None)."""
+    from sklearn.metrics import log_loss
+
+    model = make_classifier(model_cfg, cfg.class_weight, cfg.seed)
+    if isinstance(model_cfg, GbmConfig) and model_cfg.early_stopping_rounds:
+        import lightgbm
+
+        with warnings.catch_warnings():
+            # eval_X/eval_y, the replacement, does not encode string labels in LightGBM 4.7
+            warnings.filterwarnings("ignore", message=".*'eval_set' is deprecated")
+            model.fit(Xt.iloc[fit], y[fit], eval_set=[(Xt.iloc[val], y[val])],
+                      callbacks=[lightgbm.early_stopping(model_cfg.early_stopping_rounds, verbose=False)])
+        trees = model.best_iteration_ or model_cfg.n_estimators
+    else:
+        model.fit(Xt.iloc[fit], y[fit])
+        trees = None
+    return log_loss(y[val], model.predict_proba(Xt.iloc[val]), labels=model.classes_), trees
+
+
+def search_hyperparameters(model_cfg, cfg: TrainConfig, Xt: pd.DataFrame, y: np.ndarray, fit: np.ndarray,
+                           val: np.ndarray) -> tuple[Any, list[dict]]:
+    """Random search on the validation slice until ``n_iter`` trials or the time budget is spent."""
+    from sklearn.model_selection import ParameterSampler
+
+    deadline = time.perf_counter() + cfg.search.time_budget_s
+    best, best_loss, trials = model_cfg, _probe(model_cfg, cfg, Xt, y, fit, val)[0], []
+    space = ParameterSampler(SEARCH_SPACE[model_cfg.family], n_iter=cfg.search.n_iter, random_state=cfg.seed)
+    for params in space:
+        if time.perf_counter() > deadline:
+            break
+        trial = model_cfg.model_copy(update={k: (v.item() if hasattr(v, "item") else v) for k, v in params.items()})
+        loss = _probe(trial, cfg, Xt, y, fit, val)[0]
+        trials.append({**params, "validation_log_loss": loss})
+        if loss < best_loss:
+            best, best_loss = trial, loss
+    return best, trials
+
+
+def fit_family(model_cfg, cfg: TrainConfig, X: pd.DataFrame, y: np.ndarray, rows: dict[str, np.ndarray]):
+    """Fit features + classifier on the train rows, then calibrate on the calibration rows.
+
+    Hyper-parameters come from the config, or from a random search on a
+    validation slice of the training rows when ``search.enabled``. The boosted
+    model finds its number of trees by early stopping on that slice and is
+    refitted on all training rows at that size (scaled for the extra rows), so
+    the stored model holds exactly the trees it uses: TreeSHAP explains every
+    stored tree. Returns the fitted estimator and the chosen model config.
+    """
+    features = build_features(model_cfg.family, cfg.features.groups, cfg.features.missing_indicators)
+    train = rows["train"]
+    Xt, yt = features.fit_transform(X.iloc[train]), y[train]
+    fit, val = train_test_split(np.arange(len(train)), test_size=VALIDATION_SHARE, stratify=yt, random_state=cfg.seed)
+    if cfg.search.enabled:
+        model_cfg, _ = search_hyperparameters(model_cfg, cfg, Xt, yt, fit, val)
+    classifier = make_classifier(model_cfg, cfg.class_weight, cfg.seed)
+    if isinstance(model_cfg, GbmConfig) and model_cfg.early_stopping_rounds:
+        trees = _probe(model_cfg, cfg, Xt, yt, fit, val)[1]
+        classifier.set_params(n_estimators=max(1, round(trees / (1 - VALIDATION_SHARE))))
+    classifier.fit(Xt, yt)
+    pipeline = Pipeline([("features", features), ("model", classifier)])
+    cal = rows["calibration"]
+    return calibration.calibrate(pipeline, cfg.calibration, X.iloc[cal], y[cal]), model_cfg
+
+
+def training_profile(records: Records, rows: np.ndarray) -> TrainingProfile:
+    """What training data looked like, for flagging unfamiliar inputs at prediction time."""
+    frame = records.frame.iloc[rows]
+    numeric = {c: (float(frame[c].min()), float(frame[c].max()))
+               for c in FEATURE_COLUMNS if BY_NAME[c].kind in ("integer", "number") and frame[c].notna().any()}
+    categories = {c: tuple(sorted(frame[c].dropna().unique().tolist()))
+                  for c in FEATURE_COLUMNS if BY_NAME[c].kind == "category"}
+    blocks = tuple(b for b in OPTIONAL_BLOCKS if frame[list(BLOCKS[b])].notna().any().any())
+    sites = tuple(sorted(frame["site"].dropna().unique().tolist()))
+    return TrainingProfile(numeric, categories, blocks, sites)
+
+
+def build_bundle(estimator: Any, family: str, cfg: TrainConfig, data: Dataset, rows: dict[str, np.ndarray],
+                 hyperparameters: dict[str, Any] | None = None) -> ModelBundle:
+    """The estimator plus its conformal threshold (fitted on the conformal rows) and training profile."""
+    metadata = BundleMetadata(
+        classes=tuple(cfg.labels), family=family, registered_model=cfg.tracking.registered_model, config=cfg.name,
+        lineage=data.lineage, conformal_confidence=cfg.conformal_confidence,
+        training_profile=training_profile(data.records, rows["train"]), hyperparameters=hyperparameters or {},
+    )
+    bundle = ModelBundle(estimator, metadata)
+    conformal = rows["conformal"]
+    y_index = np.array([cfg.labels.index(v) for v in data.y[conformal]])
+    qhat = conformal_threshold(bundle.predict_proba(data.X.iloc[conformal]), y_index, cfg.conformal_confidence)
+    return bundle.with_metadata(conformal_qhat=qhat, temperature_factor=bundle.temperature_factor)

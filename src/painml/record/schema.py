@@ -1,0 +1,410 @@
+"""Reading and validating patient records: the one gate every entry point passes.
+
+Training files, simulator output, batch files and HTTP requests all come through
+``load_records`` (or ``split_valid`` when bad rows should be set aside rather
+than stop the run), so every stage downstream sees the same canonical frame:
+binary, integer and number columns as float64 with NaN for missing, categories
+and identifiers as object columns of ``str`` or NaN, in the order of
+``columns.INPUT_COLUMNS``. The rules come from the column table in
+:mod:`painml.record.columns`; the pandera checks and ``data/README.md`` are
+projections of the same table (:mod:`painml.record.projections`).
+
+Parsing is done here with vectorised pandas because the contract accepts more
+spellings than pandera coerces (``yes``/``no``, ``3.0`` for an integer); the
+range, whole-number and allowed-value checks are a pandera schema built from the
+table, run lazily so that every problem in a file is reported at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pandera.errors import SchemaErrors
+from rich.console import Console
+
+from painml.record.columns import (
+    BLOCKS,
+    BOOLEAN_WORDS,
+    BY_NAME,
+    DEFAULT_CLASSES,
+    FEATURE_COLUMNS,
+    INPUT_COLUMNS,
+    LABEL,
+    TRUE_PREFIX,
+    Column,
+)
+from painml.record.files import iter_raw, read_raw
+from painml.record.problems import Problem, SchemaError, _count, _python
+from painml.record.projections import pandera_schema
+
+__all__ = [
+    "Problem",
+    "Records",
+    "SchemaError",
+    "iter_raw",
+    "load_records",
+    "read_raw",
+    "split_valid",
+    "summarize",
+    "validate_file",
+]
+
+Source = str | Path | pd.DataFrame | Mapping[str, Any] | Sequence[Mapping[str, Any]]
+
+_ORDER = {name: i for i, name in enumerate(BY_NAME)}
+
+
+@dataclass(frozen=True, eq=False)
+class Records:
+    """A validated input: canonical record columns plus anything carried alongside them.
+
+    ``frame`` holds the record columns in schema order, then unknown extra
+    columns untouched; ``label`` and ``truth`` are kept out of it so that
+    neither can leak into the features.
+    """
+
+    frame: pd.DataFrame
+    label: pd.Series | None = None
+    truth: pd.DataFrame | None = None
+    missing_columns: tuple[str, ...] = ()
+    extra_columns: tuple[str, ...] = ()
+    notices: tuple[str, ...] = ()
+
+    @property
+    def features(self) -> pd.DataFrame:
+        """The model inputs only: no identifiers, extras, label or simulator truth."""
+        return self.frame.loc[:, list(FEATURE_COLUMNS)]
+
+
+def load_records(
+    source: Source,
+    *,
+    require_label: bool = False,
+    classes: Sequence[str] = DEFAULT_CLASSES,
+    allow_extra: bool = True,
+) -> Records:
+    """Read and validate a whole input; raise ``SchemaError`` listing every problem."""
+    checked = _check(_to_frame(source), require_label, classes, allow_extra, 0, _noun(source))
+    if checked.problems:
+        raise SchemaError(checked.problems)
+    return checked.records
+
+
+def split_valid(
+    source: Source,
+    *,
+    require_label: bool = False,
+    classes: Sequence[str] = DEFAULT_CLASSES,
+    allow_extra: bool = True,
+    row_offset: int = 0,
+) -> tuple[Records | None, list[Problem]]:
+    """Keep the rows without problems and report the others, so a batch can score what it can.
+
+    Returns ``(None, problems)`` when a problem concerns the input as a whole
+    (no rows, a required column absent, unreadable file). ``row_offset`` is added
+    to every row number, for inputs read in chunks. Kept rows keep their index.
+    """
+    try:
+        raw = _to_frame(source)
+    except SchemaError as error:
+        return None, error.problems
+    checked = _check(raw, require_label, classes, allow_extra, row_offset, _noun(source))
+    if any(p.row is None for p in checked.problems):
+        return None, checked.problems
+    keep = ~checked.bad
+    records = checked.records
+    valid = Records(
+        frame=records.frame.iloc[keep],
+        label=None if records.label is None else records.label.iloc[keep],
+        truth=None if records.truth is None else records.truth.iloc[keep],
+        missing_columns=records.missing_columns,
+        extra_columns=records.extra_columns,
+        notices=records.notices,
+    )
+    return valid, checked.problems
+
+
+def summarize(records: Records) -> str:
+    """Rows, columns, share of missing cells per block and class shares: what to glance at before training."""
+    frame, n = records.frame, len(records.frame)
+    extra = f", {len(records.extra_columns)} extra carried through" if records.extra_columns else ""
+    present = len(INPUT_COLUMNS) - len(records.missing_columns)
+    lines = [f"{_count(n, 'row')}, {present} of {len(INPUT_COLUMNS)} record columns present{extra}"]
+    if not n:
+        return lines[0]
+    lines.append("missing cells by block:")
+    width = max(map(len, BLOCKS))
+    for block, names in BLOCKS.items():
+        share = frame.loc[:, list(names)].isna().to_numpy().mean()
+        absent = " (not recorded)" if set(names) <= set(records.missing_columns) else ""
+        lines.append(f"  {block:<{width}} {share:6.1%}{absent}")
+    if records.label is not None:
+        counts = records.label.fillna("(missing)").value_counts()
+        shares = ", ".join(f"{name} {k:,} ({k / n:.1%})" for name, k in counts.items())
+        lines.append(f"classes: {shares}")
+    return "\n".join(lines)
+
+
+def validate_file(path: str | Path, require_label: bool = False, *, classes: Sequence[str] = DEFAULT_CLASSES) -> int:
+    """Print a summary, notices and every problem of a file; exit code 0 if valid, else 1.
+
+    Meant for ``painml validate FILE``: bad input is printed, never raised.
+    """
+    console = Console(highlight=False)
+    try:
+        raw = read_raw(path)
+    except SchemaError as error:
+        console.print(str(error), markup=False, style="red")
+        return 1
+    checked = _check(raw, require_label, classes, True, 0, "file")
+    console.print(summarize(checked.records), markup=False)
+    for notice in checked.records.notices:
+        console.print(f"note: {notice}", markup=False, style="yellow")
+    if checked.problems:
+        console.print(SchemaError(checked.problems).report(), markup=False, style="red")
+        return 1
+    console.print(f"{Path(path).name}: valid", markup=False, style="bold green")
+    return 0
+
+
+@dataclass(frozen=True)
+class _Checked:
+    records: Records
+    problems: list[Problem]
+    bad: np.ndarray
+
+
+def _check(
+    raw: pd.DataFrame,
+    require_label: bool,
+    classes: Sequence[str],
+    allow_extra: bool,
+    row_offset: int,
+    noun: str,
+) -> _Checked:
+    """Coerce every known column, check it, and collect problems for all rows at once."""
+    classes = tuple(classes)
+    problems: list[Problem] = []
+    names = [str(name).strip() for name in raw.columns]
+    raw = raw.set_axis(names, axis=1)
+    for name in dict.fromkeys(n for n in names if names.count(n) > 1):
+        problems.append(Problem(None, name, None, "this column appears more than once"))
+    raw = raw.loc[:, ~raw.columns.duplicated()]
+    n = len(raw)
+    if n == 0:
+        problems.append(Problem(None, None, None, f"the {noun} has no rows"))
+
+    truth_names = [c for c in raw.columns if c.startswith(TRUE_PREFIX)]
+    extras = tuple(c for c in raw.columns if c not in BY_NAME and c not in truth_names)
+    missing = tuple(c.name for c in INPUT_COLUMNS if c.name not in raw.columns)
+    if extras and not allow_extra:
+        problems.extend(
+            Problem(None, name, None, "unknown column; the patient record's columns are listed in data/README.md")
+            for name in extras
+        )
+    has_label = LABEL.name in raw.columns
+    if require_label and not has_label:
+        message = f"training data needs a {LABEL.name} column with one of: {', '.join(classes)}"
+        problems.append(Problem(None, LABEL.name, None, message))
+
+    positional = raw.set_axis(pd.RangeIndex(n), axis=0)
+    work: dict[str, Any] = {}
+    unparsed: dict[str, np.ndarray] = {}
+    for column in INPUT_COLUMNS:
+        if column.name in positional.columns:
+            work[column.name], bad = _PARSERS[column.kind](positional[column.name], column)
+            if bad is not None and bad.any():
+                unparsed[column.name] = bad
+        else:
+            work[column.name] = pd.Series(np.nan, index=positional.index, dtype=_DTYPES[column.kind])
+    if has_label:
+        work[LABEL.name] = _choice(positional[LABEL.name], classes)
+    coerced = pd.DataFrame(work, index=positional.index)
+
+    found: dict[tuple[int, str], Problem] = {}
+    for name, bad in unparsed.items():
+        _add_cells(found, positional, name, np.flatnonzero(bad), BY_NAME[name].expected, row_offset)
+    try:
+        pandera_schema(classes, require_label).validate(coerced, lazy=True)
+    except SchemaErrors as error:
+        label_expected = f"one of {', '.join(classes)}"
+        if require_label:
+            label_expected += " (training data needs a label in every row)"
+        cases = error.failure_cases
+        for name, group in cases.groupby("column", sort=False):
+            index = group["index"]
+            if index.isna().any():
+                problems.append(Problem(None, str(name), None, "; ".join(map(str, group["check"].unique()))))
+            expected = label_expected if name == LABEL.name else BY_NAME[str(name)].expected
+            _add_cells(found, positional, str(name), index.dropna().to_numpy(dtype=np.int64), expected, row_offset)
+    problems.extend(found.values())
+    problems.sort(key=lambda p: (p.row is not None, p.row or 0, _ORDER.get(p.column or "", len(_ORDER))))
+
+    bad_rows = np.zeros(n, dtype=bool)
+    bad_rows[[row - row_offset - 1 for row, _ in found]] = True
+
+    label = coerced.pop(LABEL.name).set_axis(raw.index) if has_label else None
+    frame = pd.concat([coerced.set_axis(raw.index), raw.loc[:, list(extras)]], axis=1)
+    truth = _truth(raw, truth_names) if truth_names else None
+    records = Records(
+        frame=frame,
+        label=label,
+        truth=truth,
+        missing_columns=missing,
+        extra_columns=extras,
+        notices=_notices(missing, truth_names, extras if allow_extra else (), noun),
+    )
+    return _Checked(records, problems, bad_rows)
+
+
+def _add_cells(
+    found: dict[tuple[int, str], Problem],
+    raw: pd.DataFrame,
+    name: str,
+    positions: np.ndarray,
+    expected: str,
+    row_offset: int,
+) -> None:
+    """One problem per bad cell, showing the value as the caller wrote it; a cell failing two checks counts once."""
+    values = raw[name].to_numpy(dtype=object)[positions]
+    for position, value in zip(positions.tolist(), values):
+        row = position + 1 + row_offset
+        found.setdefault((row, name), Problem(row, name, _python(value), expected))
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """Stripped text with NaN for missing: an empty cell means 'not recorded'."""
+    text = values.astype(str).str.strip()
+    return text.mask(text == "")
+
+
+def _recode(values: pd.Series, recode: Callable[[str], Any], missing: Any, dtype: Any) -> np.ndarray:
+    """Apply ``recode`` to the stripped text of each distinct value only: columns have few values, rows are many.
+
+    Blank text counts as missing. Looking values up per distinct value is what
+    keeps this fast; ``Series.map`` on Arrow strings works cell by cell, and
+    so does converting a column of Python objects to text first (a CSV column
+    of true/false with blanks arrives as objects). Unhashable JSON values
+    (lists, objects) are compared as their text.
+    """
+    try:
+        codes, uniques = pd.factorize(values)
+    except TypeError:
+        codes, uniques = pd.factorize(values.astype(str))
+    table = [missing if not (text := str(value).strip()) else recode(text) for value in uniques]
+    return np.array([*table, missing], dtype=dtype)[codes]
+
+
+def _is_number(values: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype)
+
+
+def _floats(values: pd.Series) -> np.ndarray:
+    return values.to_numpy(dtype="float64", na_value=np.nan, copy=True)
+
+
+def _parse_binary(values: pd.Series, column: Column) -> tuple[np.ndarray, np.ndarray]:
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        x = _floats(values)
+        bad = ~np.isnan(x) & (x != 0) & (x != 1)
+    else:
+        x = _recode(values, lambda text: BOOLEAN_WORDS.get(text.lower(), -1.0), np.nan, "float64")
+        bad = x == -1.0
+    x[bad] = np.nan
+    return x, bad
+
+
+def _parse_number(values: pd.Series, column: Column) -> tuple[np.ndarray, np.ndarray]:
+    if _is_number(values):
+        x = _floats(values)
+        present = ~np.isnan(x)
+    else:
+        text = _text(values)
+        present = text.notna().to_numpy()
+        x = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64", na_value=np.nan, copy=True)
+    bad = present & ~np.isfinite(x)
+    x[bad] = np.nan
+    return x, bad
+
+
+def _choice(values: pd.Series, allowed: Sequence[str]) -> pd.Series:
+    """Canonical spelling for known values (any case); unknown values keep their text for the check to report."""
+    canonical = {value.lower(): value for value in allowed}
+    return pd.Series(_recode(values, lambda text: canonical.get(text.lower(), text), np.nan, object), dtype=object)
+
+
+def _parse_category(values: pd.Series, column: Column) -> tuple[pd.Series, None]:
+    return _choice(values, column.allowed), None
+
+
+def _parse_id(values: pd.Series, column: Column) -> tuple[pd.Series, None]:
+    return _text(values).astype(object), None
+
+
+_PARSERS: dict[str, Callable[[pd.Series, Column], tuple[Any, np.ndarray | None]]] = {
+    "binary": _parse_binary,
+    "integer": _parse_number,
+    "number": _parse_number,
+    "category": _parse_category,
+    "id": _parse_id,
+}
+_DTYPES = {"binary": "float64", "integer": "float64", "number": "float64", "category": object, "id": object}
+
+
+def _truth(raw: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """Simulator ground truth, numeric where every present value is a number (CSV reads them as text)."""
+    out: dict[str, Any] = {}
+    for name in names:
+        values = raw[name]
+        if _is_number(values):
+            out[name] = _floats(values)
+            continue
+        text = _text(values)
+        numbers = pd.to_numeric(text, errors="coerce")
+        numeric = text.notna().any() and bool((numbers.notna() == text.notna()).all())
+        out[name] = numbers.to_numpy(dtype="float64", na_value=np.nan) if numeric else text.astype(object)
+    return pd.DataFrame(out, index=raw.index)
+
+
+def _notices(missing: tuple[str, ...], truth: list[str], extras: tuple[str, ...], noun: str) -> tuple[str, ...]:
+    notices = []
+    for block, names in BLOCKS.items():
+        absent = [name for name in names if name in missing]
+        if absent:
+            size = f"{len(absent)} columns" if len(absent) == len(names) else f"{len(absent)} of {len(names)} columns"
+            notices.append(
+                f"not recorded by this {noun} (treated as missing): {block} block ({size}: {', '.join(absent)})"
+            )
+    if truth:
+        notices.append(f"simulator-only columns set aside, never used as inputs: {', '.join(truth)}")
+    if extras:
+        notices.append(f"extra columns carried through untouched, not used as features: {', '.join(extras)}")
+    return tuple(notices)
+
+
+def _to_frame(source: Source) -> pd.DataFrame:
+    if isinstance(source, pd.DataFrame):
+        return source
+    if isinstance(source, (str, Path)):
+        return read_raw(source)
+    if isinstance(source, Mapping):
+        return pd.DataFrame([source])
+    if isinstance(source, Sequence):
+        records = list(source)
+        wrong = [i + 1 for i, record in enumerate(records) if not isinstance(record, Mapping)]
+        if wrong:
+            shown = ", ".join(map(str, wrong[:10])) + (", ..." if len(wrong) > 10 else "")
+            message = f"each record must be an object of column: value pairs; these are not: {shown}"
+            raise SchemaError([Problem(None, None, None, message)])
+        return pd.DataFrame(records)
+    raise TypeError(f"cannot read patient records from {type(source).__name__}")
+
+
+def _noun(source: Source) -> str:
+    return "file" if isinstance(source, (str, Path)) else "input"
+

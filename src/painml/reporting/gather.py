@@ -1,0 +1,132 @@
+"""What the reviewer report shows, gathered in one record, and the statistics computed for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from painml.config import TrainConfig
+from painml.evaluation.metrics import COMPONENT_ABSENT, COMPONENT_PRESENT
+from painml.model.bundle import ModelBundle
+from painml.record.columns import BLOCKS
+from painml.record.vocabulary import block_title
+
+BOOTSTRAP_REPS = 1000
+
+
+CI_LEVEL = 0.95
+
+
+@dataclass
+class ReportInputs:
+    """Everything the report shows, gathered from one run."""
+
+    run_id: str
+    run_name: str
+    started: str
+    tags: dict[str, str]
+    cfg: TrainConfig
+    lineage: dict[str, Any]
+    simulated: bool
+    winner: str
+    bundle: ModelBundle
+    frame: pd.DataFrame
+    y: np.ndarray
+    rows: dict[str, np.ndarray]
+    metrics: dict[str, float]
+    comparison: pd.DataFrame
+    subgroups: pd.DataFrame
+    baselines: pd.DataFrame
+    images: dict[str, bytes] = field(default_factory=dict)
+    shap_dir: Path | None = None
+    proba: np.ndarray | None = None
+    """The winner's probabilities on the test rows, when the caller has them (training does)."""
+
+
+def bootstrap_intervals(y_index: np.ndarray, proba: np.ndarray, reps: int = BOOTSTRAP_REPS,
+                        level: float = CI_LEVEL, seed: int = 0) -> pd.DataFrame:
+    """Percentile bootstrap intervals on the test rows for macro-F1, balanced accuracy and log-loss."""
+    n, c = proba.shape
+    rng = np.random.default_rng(seed)
+    pred = proba.argmax(axis=1)
+    loss = -np.log(np.clip(proba[np.arange(n), y_index], 1e-15, 1.0))
+    code = y_index * c + pred
+    stats = {"macro_f1": [], "balanced_accuracy": [], "log_loss": []}
+    for start in range(0, reps, 200):
+        b = min(200, reps - start)
+        idx = rng.integers(0, n, size=(b, n))
+        counts = np.bincount((np.arange(b)[:, None] * c * c + code[idx]).ravel(), minlength=b * c * c)
+        stats["log_loss"].append(loss[idx].mean(axis=1))
+        f1, bal = _f1_balanced(counts.reshape(b, c, c))
+        stats["macro_f1"].append(f1)
+        stats["balanced_accuracy"].append(bal)
+    full = np.bincount(code, minlength=c * c).reshape(1, c, c)
+    f1, bal = _f1_balanced(full)
+    point = {"macro_f1": float(f1[0]), "balanced_accuracy": float(bal[0]), "log_loss": float(loss.mean())}
+    alpha = (1 - level) / 2
+    out = []
+    for key, parts in stats.items():
+        values = np.concatenate(parts)
+        lo, hi = np.quantile(values, [alpha, 1 - alpha])
+        out.append({"metric": key, "estimate": point[key], "low": float(lo), "high": float(hi)})
+    return pd.DataFrame(out)
+
+
+def _f1_balanced(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Macro-F1 and balanced accuracy of a stack of confusion matrices (rows true, columns predicted)."""
+    tp = np.diagonal(cm, axis1=1, axis2=2).astype(float)
+    support = cm.sum(axis=2)
+    predicted = cm.sum(axis=1)
+    denom = support + predicted
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    recall = np.divide(tp, support, out=np.full_like(tp, np.nan), where=support > 0)
+    return f1.mean(axis=1), np.nanmean(recall, axis=1)
+
+
+def component_table(baselines: pd.DataFrame, y_true: np.ndarray, proba: np.ndarray, classes: list[str],
+                    model_name: str) -> pd.DataFrame:
+    """The yes/no screening tools against the model on their question: is a neuropathic component present?
+
+    The model answers with P(not nociceptive) >= 0.5, on every row the tools
+    were asked about (rows labelled nociceptive, neuropathic or mixed).
+    """
+    from sklearn.metrics import roc_auc_score
+
+    tools = baselines[baselines["question"] == "neuropathic component"] if "question" in baselines else baselines.iloc[:0]
+    present = [c for c in COMPONENT_PRESENT if c in classes]
+    absent = [c for c in COMPONENT_ABSENT if c in classes]
+    rows = []
+    if present and absent:
+        asked = np.isin(y_true, present + absent)
+        truth = np.isin(y_true[asked], present)
+        score = proba[asked][:, [classes.index(c) for c in present]].sum(axis=1)
+        positive = score >= 0.5
+        sens = float(positive[truth].mean()) if truth.any() else np.nan
+        spec = float((~positive[~truth]).mean()) if (~truth).any() else np.nan
+        auc = float(roc_auc_score(truth, score)) if 0 < truth.sum() < len(truth) else np.nan
+        rows.append({"tool": f"{model_name} (P(neuropathic or mixed) >= 0.5)", "coverage": 1.0, "sensitivity": sens,
+                     "specificity": spec, "balanced_accuracy": (sens + spec) / 2, "auroc": auc})
+    for _, b in tools.iterrows():
+        rows.append({"tool": b["baseline"], "coverage": b["coverage"], "sensitivity": b["sensitivity"],
+                     "specificity": b["specificity"], "balanced_accuracy": b["balanced_accuracy"], "auroc": b["auroc"]})
+    return pd.DataFrame(rows, columns=["tool", "coverage", "sensitivity", "specificity", "balanced_accuracy", "auroc"])
+
+
+def missingness(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per block of the record: rows with nothing recorded in it, and cells missing."""
+    rows = []
+    for block, cols in BLOCKS.items():
+        if block == "identification":
+            continue
+        present = [c for c in cols if c in frame.columns]
+        if not present:
+            continue
+        missing = frame[present].isna()
+        rows.append({"block": block_title(block).name, "columns": len(present),
+                     "rows with the whole block missing": float(missing.all(axis=1).mean()),
+                     "cells missing": float(missing.to_numpy().mean())})
+    return pd.DataFrame(rows)

@@ -1,0 +1,1 @@
+"""One predictor behind every way of asking: one patient, batch files, HTTP and MLflow's pyfunc."""

@@ -1,0 +1,385 @@
+"""Scoring a CSV or Parquet file in chunks, with bounded memory and an all-or-nothing output.
+
+:func:`score_file` reads the input ``chunksize`` rows at a time
+(:func:`painml.schema.iter_raw`), sets aside the rows that fail validation
+(:func:`painml.schema.split_valid`, numbered as in the file) and scores the
+others with the one :class:`painml.predict.Predictor`, so a row scores the
+same here as over HTTP. Memory holds one chunk, never the file.
+
+- Output: ``patient_id``, every extra input column (to join back), the
+  label if the input had one, then the predictor's columns. CSV or Parquet by
+  the output's extension, streamed (pyarrow writers).
+- Atomic: everything is written to a temporary file in the output's folder
+  and renamed over the output only at the end. An exception or Ctrl-C
+  removes the temporary files: no output, or the complete output, never half.
+- Rejected rows go to ``OUTPUT.errors.csv`` (row, column, value, expected;
+  one line per problem, rows numbered from 1 as in the input), written the
+  same way; a stale errors file from an earlier run is removed when there is
+  nothing to report.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from painml.record import schema
+from painml.serving.predictor import Predictor
+
+__all__ = ["BatchResult", "errors_path", "score_file"]
+
+OUTPUT_KINDS = (".csv", ".parquet")
+ERROR_COLUMNS = ("row", "column", "value", "expected")
+
+
+@dataclass
+class BatchResult:
+    """What a batch run did: counts, where things went, how long it took."""
+
+    output: Path
+    errors: Path | None
+    rows_read: int = 0
+    rows_scored: int = 0
+    rows_rejected: int = 0
+    problems: int = 0
+    seconds: float = 0.0
+    notices: tuple[str, ...] = ()
+    predicted: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_read / self.seconds if self.seconds > 0 else float("nan")
+
+
+def errors_path(output: str | Path) -> Path:
+    """``OUTPUT.errors.csv`` next to the output (``scores.csv`` -> ``scores.csv.errors.csv``)."""
+    output = Path(output)
+    return output.with_name(output.name + ".errors.csv")
+
+
+def score_file(
+    predictor: Predictor,
+    input: str | Path,
+    output: str | Path,
+    chunksize: int = 50_000,
+    reasons: int = 0,
+    progress: bool = True,
+    *,
+    threads: int | None = None,
+    console: Any = None,
+) -> BatchResult:
+    """Score ``input`` into ``output``; raises :class:`painml.schema.SchemaError` if the file as a whole is unusable.
+
+    A file-level problem (unreadable, no rows, a column twice) stops the run
+    before anything is written; row-level problems only set rows aside.
+
+    The next chunk is read and validated on a second thread while the current
+    one is scored. ``threads`` splits each chunk's trees and explanations
+    across that many threads (default: one per 2,000 rows of a chunk, up to
+    every core).
+    """
+    input, output = Path(input), Path(output)
+    if output.suffix.lower() not in OUTPUT_KINDS:
+        raise ValueError(f"{output}: the output must end in .csv or .parquet")
+    if chunksize < 1:
+        raise ValueError("chunksize must be at least 1")
+    if output.resolve() == input.resolve():
+        raise ValueError(f"{output}: the output would overwrite the input")
+    if not output.parent.is_dir():
+        raise FileNotFoundError(f"{output.parent}: no such folder for the output")
+    reasons = int(reasons)
+    start = time.perf_counter()
+    total = _count_rows(input)
+    result = BatchResult(output=output, errors=None)
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    err_final = errors_path(output)
+    err_tmp = err_final.with_name(f".{err_final.name}.{os.getpid()}.tmp")
+    writer: _Writer | None = None
+    err_handle = None
+    err_writer = None
+    notices: dict[str, None] = {}
+    predicted: dict[str, int] = {}
+    try:
+        with _progress(progress, total, input.name, console) as advance, closing(
+            _prefetch(_validated(input, chunksize, predictor.classes))
+        ) as chunks:
+            for chunk_rows, records, problems in chunks:
+                result.rows_read += chunk_rows
+                if problems:
+                    if err_writer is None:
+                        err_handle = open(err_tmp, "w", newline="", encoding="utf-8")
+                        err_writer = csv.writer(err_handle)
+                        err_writer.writerow(ERROR_COLUMNS)
+                    err_writer.writerows(_problem_rows(problems))
+                    result.problems += len(problems)
+                    result.rows_rejected += len({p.row for p in problems})
+                notices.update(dict.fromkeys(records.notices))
+                if len(records.frame) == 0:  # every row of this chunk was set aside
+                    advance(chunk_rows)
+                    continue
+                frame = _output_frame(predictor, records, reasons, threads)
+                if writer is None:
+                    writer = _Writer(tmp, output.suffix.lower(), frame)
+                writer.write(frame)
+                result.rows_scored += len(frame)
+                for cls, count in frame["predicted_class"].value_counts().items():
+                    predicted[cls] = predicted.get(cls, 0) + int(count)
+                advance(chunk_rows)
+        if result.rows_read == 0:
+            raise schema.SchemaError([schema.Problem(None, None, None, f"{input.name} has no rows")])
+        if writer is None:  # every row was rejected: still an output, with no rows
+            writer = _Writer(tmp, output.suffix.lower(), _empty_output(predictor, reasons))
+        writer.close()
+        writer = None
+        if err_handle is not None:
+            _close_synced(err_handle)
+            err_handle = None
+        os.replace(tmp, output)
+        if err_writer is not None:
+            os.replace(err_tmp, err_final)
+            result.errors = err_final
+        elif err_final.exists():  # from an earlier run of the same output
+            err_final.unlink()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        if err_handle is not None:
+            err_handle.close()
+        for path in (tmp, err_tmp):
+            path.unlink(missing_ok=True)
+        raise
+    result.seconds = time.perf_counter() - start
+    result.notices = tuple(notices)
+    result.predicted = predicted
+    return result
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def _validated(path: Path, chunksize: int, classes: list[str]) -> Iterator[tuple[int, schema.Records, list]]:
+    """(rows read, valid records, problems) per chunk; a problem with the file as a whole raises."""
+    for offset, chunk in schema.iter_raw(path, chunksize, truth=False):
+        records, problems = schema.split_valid(chunk, classes=classes, allow_extra=True, row_offset=offset)
+        if records is None:
+            raise schema.SchemaError([_as_file_problem(p, path) for p in problems])
+        yield len(chunk), records, problems
+
+
+def _prefetch(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
+    """Run ``items`` one step ahead on a thread; its exceptions are raised here, in order.
+
+    Closing the generator (an exception or Ctrl-C in the consumer) tells the
+    thread to stop after the item it is working on.
+    """
+    channel: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(message: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                channel.put(message, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+            put((True, done))
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer
+            put((False, error))
+
+    worker = threading.Thread(target=work, name="painml-batch-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            ok, item = channel.get()
+            if not ok:
+                raise item
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+
+
+def _output_frame(
+    predictor: Predictor, records: schema.Records, reasons: int, threads: int | None = None
+) -> pd.DataFrame:
+    """patient_id, the extra input columns, the label if given, then the prediction columns."""
+    scored = predictor.score_records(records, reasons=reasons, threads=threads or None)
+    out = predictor.to_frame(scored, records.frame.index, reasons)
+    carried = {c: records.frame[c] for c in records.extra_columns if c not in out.columns}
+    if records.label is not None and "pain_type" not in out.columns:
+        carried["pain_type"] = records.label
+    if not carried:
+        return out.reset_index(drop=True)
+    front = pd.DataFrame({"patient_id": out["patient_id"], **carried}, index=out.index)
+    return pd.concat([front, out.drop(columns=["patient_id"])], axis=1).reset_index(drop=True)
+
+
+def _empty_output(predictor: Predictor, reasons: int) -> pd.DataFrame:
+    columns = predictor.output_columns(reasons)
+    floats = {c for c in columns if c.startswith("p_") or c in ("confidence", "dn4", "paindetect", "neupsig_grade")}
+    return pd.DataFrame({c: pd.Series(dtype="float64" if c in floats else object) for c in columns})
+
+
+def _problem_rows(problems: list[schema.Problem]) -> Iterator[tuple[Any, ...]]:
+    for p in problems:
+        missing = p.value is None or p.value is pd.NA or (isinstance(p.value, float) and math.isnan(p.value))
+        value = "" if missing else str(p.value)
+        yield ("" if p.row is None else p.row, p.column or "", value, p.expected)
+
+
+def _as_file_problem(problem: schema.Problem, path: Path) -> schema.Problem:
+    if problem.row is None and problem.column is None and problem.expected.startswith("the input has no rows"):
+        return schema.Problem(None, None, None, f"{path.name} has no rows")
+    return problem
+
+
+class _Writer:
+    """A streaming CSV or Parquet writer whose column types are fixed by the first chunk."""
+
+    def __init__(self, path: Path, kind: str, first: pd.DataFrame):
+        self.path = path
+        self.handle = open(path, "wb")
+        self.schema = _arrow_schema(first)
+        if kind == ".parquet":
+            import pyarrow.parquet as pq
+
+            self.writer = pq.ParquetWriter(self.handle, self.schema, compression="zstd")
+        else:
+            import pyarrow.csv as pacsv
+
+            self.writer = pacsv.CSVWriter(self.handle, self.schema, write_options=pacsv.WriteOptions(
+                quoting_style="needed"))
+
+    def write(self, frame: pd.DataFrame) -> None:
+        try:
+            table = pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+            raise ValueError(f"a later chunk's columns do not match the first chunk's types: {error}") from None
+        self.writer.write_table(table)
+
+    def close(self) -> None:
+        self.writer.close()
+        _close_synced(self.handle)
+
+    def abort(self) -> None:
+        try:
+            self.writer.close()
+        except Exception:  # noqa: BLE001 - the file is being thrown away
+            pass
+        self.handle.close()
+
+
+def _arrow_schema(frame: pd.DataFrame) -> pa.Schema:
+    """Column types from the first chunk: text stays text, an all-empty column becomes text."""
+    fields = []
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_bool_dtype(column.dtype):
+            kind = pa.bool_()
+        elif pd.api.types.is_integer_dtype(column.dtype):
+            kind = pa.int64()
+        elif pd.api.types.is_float_dtype(column.dtype):
+            kind = pa.float64()
+        else:
+            kind = pa.string()
+        fields.append(pa.field(str(name), kind))
+    return pa.schema(fields)
+
+
+def _close_synced(handle) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
+    handle.close()
+
+
+def _count_rows(path: Path) -> int | None:
+    """Rows in the file, for the progress bar: Parquet metadata, or newlines in a CSV (an estimate)."""
+    try:
+        if path.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            return pq.ParquetFile(path).metadata.num_rows
+        if path.suffix.lower() == ".csv":
+            lines = 0
+            last = b"\n"
+            with open(path, "rb") as handle:
+                while block := handle.read(1 << 24):
+                    lines += block.count(b"\n")
+                    last = block[-1:]
+            return max(0, lines - 1 + (last != b"\n"))
+    except OSError:
+        return None
+    return None
+
+
+class _progress:
+    """A rich progress bar on stderr (rows, rate, time left), or nothing."""
+
+    def __init__(self, enabled: bool, total: int | None, name: str, console: Any):
+        self.enabled = enabled
+        self.total = total
+        self.name = name
+        self.console = console
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda n: None
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        console = self.console or Console(stderr=True)
+        self.bar = Progress(
+            TextColumn("[bold]scoring[/] {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("rows"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.bar.__enter__()
+        task = self.bar.add_task(self.name, total=self.total)
+        return lambda n: self.bar.advance(task, n)
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            self.bar.__exit__(*exc)
+
+
+def read_output(path: str | Path) -> pd.DataFrame:
+    """Read a batch output back (tests, the README's example)."""
+    path = Path(path)
+    if path.suffix.lower() == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(path, dtype={"patient_id": str}, keep_default_na=False, na_values=[""])
+

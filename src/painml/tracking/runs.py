@@ -1,0 +1,159 @@
+"""Logging one training run to MLflow: tags, parameters, lineage, metrics, tables, figures and models.
+
+The job decides what the run holds; this module knows how MLflow wants it.
+MLflow is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from painml.model.bundle import ModelBundle
+from painml.record.projections import mlflow_column_types
+
+REQUIREMENTS = ("scikit-learn", "lightgbm", "pandas", "numpy", "scipy", "skops", "pandera", "pyarrow", "mlflow")
+
+
+def log_run(
+    *,
+    tags: Mapping[str, str],
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    training: pd.DataFrame,
+    source: str,
+    texts: Mapping[str, str],
+    tables: Mapping[str, tuple[pd.DataFrame, bool]],
+    figures: Mapping[str, Any],
+) -> None:
+    """Log everything of the active run but the models.
+
+    ``training`` (features and ``pain_type``) is logged as the run's input
+    dataset; ``texts`` are files by name, ``tables`` name -> (frame, write the
+    index), ``figures`` name -> matplotlib figure (PNG). Non-finite metrics are
+    left out (MLflow refuses them).
+    """
+    import mlflow
+
+    mlflow.set_tags({**tags, "python": platform.python_version()})
+    mlflow.log_params(dict(params))
+    mlflow.log_input(mlflow.data.from_pandas(training, name=source, targets="pain_type"), context="training")
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)})
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        for name, text in texts.items():
+            (out / name).write_text(text)
+        for name, (frame, index) in tables.items():
+            frame.to_csv(out / name, index=index)
+        for name, fig in figures.items():
+            fig.savefig(out / name, dpi=110, bbox_inches="tight")
+        mlflow.log_artifacts(str(out))
+
+
+def log_model(bundle: ModelBundle, name: str, *, code_file: str, code_path: str, input_example: pd.DataFrame,
+              output_example: pd.DataFrame) -> str:
+    """Log a bundle as a models-from-code pyfunc (``code_file`` runs on load) with a signature; its URI.
+
+    No class of ours is pickled: MLflow copies ``code_path`` (the package) and the bundle folder.
+    """
+    import mlflow
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types import ColSpec, Schema
+
+    types = mlflow_column_types()
+    inputs = Schema([ColSpec(types.get(c, "string"), c, required=False) for c in input_example.columns])
+    signature = ModelSignature(inputs=inputs, outputs=infer_signature(None, output_example).outputs)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = bundle.save(Path(tmp) / name / "bundle")
+        info = mlflow.pyfunc.log_model(
+            name=name,
+            python_model=code_file,
+            artifacts={"bundle": str(folder)},
+            code_paths=[code_path],
+            signature=signature,
+            input_example=_signature_frame(input_example, types),
+            pip_requirements=_requirements(),
+        )
+    return info.model_uri
+
+
+def log_artifacts(run_id: str, folder: str | os.PathLike[str], artifact_path: str) -> None:
+    """Add the files of ``folder`` under ``artifact_path`` of a finished run."""
+    from mlflow import MlflowClient
+
+    MlflowClient().log_artifacts(run_id, str(folder), artifact_path=artifact_path)
+
+
+def download(run_id: str, artifact_path: str, dst: str | os.PathLike[str]) -> Path | None:
+    """One artifact (file or folder) of a run into ``dst``; None when the run has no such artifact."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=str(dst)))
+    except (MlflowException, OSError):
+        return None
+
+
+def _signature_frame(frame: pd.DataFrame, types: Mapping[str, str]) -> pd.DataFrame:
+    """Every record column as float64 or string, the types the signature promises."""
+    out = frame.copy()
+    for col in out.columns:
+        out[col] = out[col].astype("float64") if types.get(col) == "double" else out[col].astype(object)
+    return out
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{p}=={version(p)}" for p in REQUIREMENTS]
+
+
+def _git(path: str | os.PathLike[str], *args: str) -> str | None:
+    """Stdout of ``git -C path args``, or None when git is missing or fails."""
+    try:
+        result = subprocess.run(
+            ["git", "-C", os.fspath(path), *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip()
+
+
+def git_state(path: str | os.PathLike[str] = ".") -> dict[str, str | bool | None]:
+    """Commit and dirtiness of the checkout at ``path``, to tag runs with the code that made them.
+
+    ``dirty`` is True when tracked files differ from the commit (untracked files
+    such as a local ``mlflow.db`` do not count); both keys are None outside a
+    repository or without git.
+    """
+    commit = _git(path, "rev-parse", "--verify", "HEAD")
+    if not commit:
+        return {"commit": None, "dirty": None}
+    status = _git(path, "status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+def git_commit(path: str | os.PathLike[str] = ".") -> str | None:
+    """Full ``HEAD`` commit hash at ``path``, or None; see :func:`git_state` for dirtiness."""
+    commit = git_state(path)["commit"]
+    return commit if isinstance(commit, str) else None
+
+
+def run_metrics(run_id: str) -> dict[str, float]:
+    """Latest value of every metric logged by run ``run_id``."""
+    from mlflow import MlflowClient
+
+    return {key: float(value) for key, value in MlflowClient().get_run(run_id).data.metrics.items()}

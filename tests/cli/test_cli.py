@@ -1,0 +1,75 @@
+"""The painml command: simulate, validate and realism, as a user runs them."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from painml.cli.main import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_simulate_writes_the_file(tmp_path):
+    out = tmp_path / "cohort.parquet"
+    result = invoke("simulate", "--preset", "oncology", "--n", "300", "--seed", "2", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    frame = pd.read_parquet(out)
+    assert len(frame) == 300 and set(frame["true_condition"]) <= {
+        "cancer_pain", "chemotherapy_induced_neuropathy", "post_surgical_pain"}
+
+
+def test_simulate_rejects_a_bad_preset(tmp_path):
+    result = invoke("simulate", "--preset", "dentist", "--out", str(tmp_path / "c.csv"))
+    assert result.exit_code == 2
+    assert "unknown preset" in result.output
+
+
+def test_validate_a_good_file(tmp_path):
+    out = tmp_path / "c.csv"
+    invoke("simulate", "--n", "200", "--out", str(out))
+    result = invoke("validate", str(out), "--require-label")
+    assert result.exit_code == 0, result.output
+    assert "200 rows" in result.output and "paindetect" in result.output
+
+
+BAD_FILES = {
+    "wrong types": ("age,sex,burning\nforty,female,yes\n", ["row 1", "'age'", "forty"]),
+    "out of range": ("age,pain_intensity\n30,11\n", ["'pain_intensity'", "0 to 10"]),
+    "unknown category": ("age,pain_region\n30,elbow\n", ["'pain_region'", "elbow"]),
+    "no label for training": ("age,sex\n30,female\n", ["pain_type"]),
+    "empty file": ("", ["no rows"]),
+}
+
+
+@pytest.mark.parametrize("name", BAD_FILES)
+def test_validate_reports_every_problem_without_a_traceback(tmp_path, name):
+    text, expected = BAD_FILES[name]
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    result = runner.invoke(app, ["validate", str(path), "--require-label"])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    for fragment in expected:
+        assert fragment in result.output
+
+
+def test_validate_lists_all_problems_at_once(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("age,sex,pain_type\n200,x,neuropathic\n30,female,bogus\n17,male,mixed\n")
+    result = runner.invoke(app, ["validate", str(path), "--require-label"])
+    assert result.exit_code == 1
+    for fragment in ("row 1, column 'age'", "row 1, column 'sex'", "row 2, column 'pain_type'", "row 3, column 'age'"):
+        assert fragment in result.output
+
+
+def test_realism_prints_the_table():
+    result = invoke("realism", "--n", "20000", "--seed", "11")
+    assert result.exit_code == 0, result.output
+    assert "DN4 >= 4" in result.output and "Bayes" in result.output

@@ -1,0 +1,137 @@
+"""The cohort simulator: reproducible, clinically grounded, and its posterior is exact."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import log_loss
+
+from painml.simulator import clinical_tables as T
+from painml.simulator.realism import evaluate_realism
+from painml.record.schema import load_records
+from painml.simulator.simulate import CONDITIONS, PRESETS, TRUTH_COLUMNS, exact_posterior, simulate, write_cohort
+
+P_COLUMNS = [f"true_p_{m}" for m in T.MECHANISMS]
+
+
+@pytest.fixture(scope="module")
+def cohort() -> pd.DataFrame:
+    return simulate("pain_clinic", 20_000, seed=3)
+
+
+def digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_same_seed_same_bytes(tmp_path, suffix):
+    a, b, c = (tmp_path / f"{name}{suffix}" for name in "abc")
+    write_cohort(simulate("pain_clinic", 500, seed=9), a)
+    write_cohort(simulate("pain_clinic", 500, seed=9), b)
+    write_cohort(simulate("pain_clinic", 500, seed=10), c)
+    assert digest(a) == digest(b)
+    assert digest(a) != digest(c)
+
+
+def test_csv_uses_the_record_conventions(tmp_path):
+    path = write_cohort(simulate("pain_clinic", 300, seed=1), tmp_path / "c.csv")
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert set(raw["burning"]) <= {"true", "false", ""}
+    assert "" in set(raw["pd_burning"]), "sites without painDETECT leave the block empty"
+    assert set(raw["nerve_conduction"]) <= {"normal", "abnormal", ""}
+
+
+def test_rejects_unknown_preset_and_extension(tmp_path):
+    with pytest.raises(ValueError, match="unknown preset"):
+        simulate("nowhere", 10)
+    with pytest.raises(ValueError, match=r"\.csv or \.parquet"):
+        write_cohort(simulate("pain_clinic", 10), tmp_path / "c.xlsx")
+
+
+def test_every_condition_and_column(cohort):
+    assert set(cohort["true_condition"]) == set(CONDITIONS)
+    assert set(TRUTH_COLUMNS) <= set(cohort.columns)
+    assert set(cohort["pain_type"]) == set(T.MECHANISMS)
+    np.testing.assert_allclose(cohort[P_COLUMNS].sum(axis=1), 1.0, atol=1e-12)
+
+
+def test_tables_are_probabilities():
+    for preset in T.PRESETS.values():
+        assert sum(preset.case_mix.values()) == pytest.approx(1.0)
+        assert sum(share for share, _ in preset.sites.values()) == pytest.approx(1.0)
+    for name, condition in T.CONDITIONS.items():
+        assert sum(condition.mechanism) == pytest.approx(1.0), name
+        assert sum(condition.region.values()) == pytest.approx(1.0), name
+    for noise in T.LABEL_NOISE.values():
+        assert sum(noise) == pytest.approx(1.0)
+    for finding in (*T.FINDINGS.values(), *T.PAINDETECT.values(), *T.TEST_ORDER.values(), *T.TEST_ABNORMAL.values()):
+        assert 0 <= min(finding.noc, finding.mixed, finding.neu) and max(finding.noc, finding.mixed, finding.neu) <= 1
+        assert finding.source
+
+
+def test_informative_missingness_and_base_rates(cohort):
+    neuropathic = cohort["true_pain_type"] == "neuropathic"
+    ordered = cohort["nerve_conduction"].notna()
+    assert ordered[neuropathic].mean() > 2 * ordered[~neuropathic].mean()
+    knee = cohort["true_condition"] == "knee_osteoarthritis"
+    assert 0.05 < cohort.loc[knee, "diabetes"].astype(float).mean() < 0.25, "diabetes at its base rate in knee OA"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_posterior_recomputed_from_the_file(tmp_path, suffix):
+    frame = simulate("pain_clinic", 2_000, seed=4)
+    path = write_cohort(frame, tmp_path / f"c{suffix}")
+    records = load_records(path, require_label=True)
+    recomputed = exact_posterior(records.frame, "pain_clinic")
+    np.testing.assert_allclose(recomputed.to_numpy(), records.truth[P_COLUMNS].to_numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_posterior_is_calibrated(cohort):
+    """Within every probability bin the recorded label occurs as often as the posterior says."""
+    for k, mechanism in enumerate(T.MECHANISMS):
+        p = cohort[P_COLUMNS[k]].to_numpy()
+        hit = (cohort["pain_type"] == mechanism).to_numpy()
+        bins = np.digitize(p, [0.1, 0.3, 0.5, 0.7, 0.9])
+        for b in np.unique(bins):
+            inside = bins == b
+            if inside.sum() < 300:
+                continue
+            se = np.sqrt(p[inside].mean() * (1 - p[inside].mean()) / inside.sum())
+            assert abs(hit[inside].mean() - p[inside].mean()) < 4 * se + 0.005, (mechanism, b)
+
+
+def test_no_model_beats_the_exact_posterior(cohort):
+    """A boosted model fitted on the cohort has a higher held-out log-loss than the ceiling."""
+    from lightgbm import LGBMClassifier
+
+    from painml.features.encoding import build_features
+
+    records = load_records(cohort, require_label=True)
+    X, y = records.features, records.label.to_numpy(dtype=object)
+    train, test = slice(0, 14_000), slice(14_000, None)
+    features = build_features("gbm", ("demographics", "pain_history", "dn4_interview", "descriptors", "paindetect",
+                                       "examination", "tests", "comorbidities", "screening"))
+    model = LGBMClassifier(n_estimators=200, learning_rate=0.05, num_leaves=15, min_child_samples=40, verbose=-1)
+    model.fit(features.fit_transform(X.iloc[train]), y[train])
+    labels = list(model.classes_)
+    model_loss = log_loss(y[test], model.predict_proba(features.transform(X.iloc[test])), labels=labels)
+    oracle = records.truth.iloc[test][[f"true_p_{c}" for c in labels]].to_numpy()
+    assert log_loss(y[test], oracle, labels=labels) < model_loss
+
+
+def test_realism_targets_compatible_on_a_small_cohort():
+    """Every published target's band overlaps the 95% interval at n = 12,000."""
+    results = evaluate_realism(simulate("pain_clinic", 12_000, seed=11))
+    misses = [(r.target.name, round(r.estimate.value, 3), r.target.band) for r in results if not r.compatible]
+    assert not misses
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_presets_draw(preset):
+    frame = simulate(preset, 3_000, seed=1)
+    shares = frame["pain_type"].value_counts(normalize=True)
+    assert set(frame["true_condition"]) <= set(T.PRESETS[preset].case_mix)
+    assert shares.min() > 0.02
