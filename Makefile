@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,18 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/painml quickstart
 
-test: $(STAMP)
+# Lint, the import-layer contract, then every test (about two minutes on two cores).
+test: lint
 	$(BIN)/pytest -q
+
+# Feedback in well under a minute: no training, no servers.
+test-fast: lint
+	$(BIN)/pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) mlflow.db mlruns outputs

@@ -97,9 +97,7 @@ def prepare(n: int, seed: int, outdir: Path) -> dict:
 
     t0 = time.perf_counter()
     X, y, classes, true_p, names = build_matrix(n, seed)
-    idx_train, idx_test = train_test_split(
-        np.arange(len(y)), test_size=0.2, stratify=y, random_state=0
-    )
+    idx_train, idx_test = train_test_split(np.arange(len(y)), test_size=0.2, stratify=y, random_state=0)
     for name, arr in (
         ("X_train", X[idx_train]),
         ("y_train", y[idx_train]),
@@ -241,9 +239,7 @@ def worker(kind: str, datadir: Path, fit_only: bool, calls: int, shap_rows: int,
     with threadpool_limits(1):
         out["one_row_ms_1thread"] = one_row_p50_ms(model.predict_proba, X_test, calls)
     if kind == "LightGBM":
-        out["one_row_ms_num_threads1"] = one_row_p50_ms(
-            lambda r: model.predict_proba(r, num_threads=1), X_test, calls
-        )
+        out["one_row_ms_num_threads1"] = one_row_p50_ms(lambda r: model.predict_proba(r, num_threads=1), X_test, calls)
 
     # TreeSHAP
     Xs = X_test[:shap_rows]
@@ -269,25 +265,27 @@ def worker(kind: str, datadir: Path, fit_only: bool, calls: int, shap_rows: int,
         out["contrib_rows_per_s"] = len(Xs) / contrib_s
         out["contrib_additivity_err"] = float(np.max(np.abs(contrib.sum(axis=2) - raw)))
         # native contributions and TreeSHAP should agree value by value
-        out["contrib_vs_shap_max_diff"] = float(
-            np.max(np.abs(contrib[:, :, :-1].transpose(0, 2, 1) - sv))
-        )
+        out["contrib_vs_shap_max_diff"] = float(np.max(np.abs(contrib[:, :, :-1].transpose(0, 2, 1) - sv)))
     return out
 
 
 def run_worker(kind: str, datadir: Path, fit_only: bool, args) -> dict:
-    cmd = [
-        sys.executable,
-        os.path.abspath(__file__),
-        "--worker",
-        kind,
-        "--datadir",
-        str(datadir),
-        "--calls",
-        str(args.calls),
-        "--shap-rows",
-        str(args.shap_rows),
-    ] + (["--fit-only"] if fit_only else []) + (["--threads", str(args.threads)] if args.threads else [])
+    cmd = (
+        [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--worker",
+            kind,
+            "--datadir",
+            str(datadir),
+            "--calls",
+            str(args.calls),
+            "--shap-rows",
+            str(args.shap_rows),
+        ]
+        + (["--fit-only"] if fit_only else [])
+        + (["--threads", str(args.threads)] if args.threads else [])
+    )
     env = dict(os.environ)
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)
@@ -329,8 +327,12 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=300, help="one-row predict calls (p50)")
     parser.add_argument("--shap-rows", type=int, default=2000, help="rows explained with TreeSHAP")
     parser.add_argument("--seed", type=int, default=1, help="simulation seed")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="OpenMP threads for both libraries (default: library defaults, LightGBM n_jobs=2)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="OpenMP threads for both libraries (default: library defaults, LightGBM n_jobs=2)",
+    )
     parser.add_argument("--worker", choices=MODELS, help=argparse.SUPPRESS)
     parser.add_argument("--datadir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--fit-only", action="store_true", help=argparse.SUPPRESS)
@@ -360,39 +362,64 @@ def main() -> None:
                 print(f"  {kind:<8} done: fit {res['fit_s']:.2f} s", flush=True)
 
     print()
-    print(f"HGB vs LightGBM, {N_TREES} trees x 3 classes, lr {PARAMS['learning_rate']}, "
-          f"{PARAMS['leaves']} leaves, min leaf {PARAMS['min_leaf']}, l2 {PARAMS['l2']}; "
-          f"{os.cpu_count()} CPUs, threads {args.threads or 'default'}; SHAP on {args.shap_rows} test rows; one-row p50 of {args.calls} calls")
+    print(
+        f"HGB vs LightGBM, {N_TREES} trees x 3 classes, lr {PARAMS['learning_rate']}, "
+        f"{PARAMS['leaves']} leaves, min leaf {PARAMS['min_leaf']}, l2 {PARAMS['l2']}; "
+        f"{os.cpu_count()} CPUs, threads {args.threads or 'default'}; SHAP on {args.shap_rows} test rows; "
+        f"one-row p50 of {args.calls} calls"
+    )
     print_table(rows)
 
     print()
-    print("Fit diagnostics (fit CPU s, cpu_wait_% = share of the fit with tasks waiting for a CPU, "
-          "resident MB before fit, ru_maxrss delta MB, peak method):")
+    print(
+        "Fit diagnostics (fit CPU s, cpu_wait_% = share of the fit with tasks waiting for a CPU, "
+        "resident MB before fit, ru_maxrss delta MB, peak method):"
+    )
     for r in rows:
         wait = "-" if r["cpu_wait_pct"] is None else f"{r['cpu_wait_pct']:.0f}%"
-        print(f"  {r['model']:<8} n={r['n']:>9,}  cpu {r['fit_cpu_s']:7.1f} s  wait {wait:>4}  "
-              f"base {r['baseline_MB']:5.0f} MB  ru_maxrss delta {r['ru_maxrss_delta_MB']:5.0f} MB  ({r['peak_method']})")
+        print(
+            f"  {r['model']:<8} n={r['n']:>9,}  cpu {r['fit_cpu_s']:7.1f} s  wait {wait:>4}  "
+            f"base {r['baseline_MB']:5.0f} MB  ru_maxrss delta {r['ru_maxrss_delta_MB']:5.0f} MB  ({r['peak_method']})"
+        )
     busy = [r for r in rows if (r["cpu_wait_pct"] or 0) > 20]
     if busy:
-        advice = ("1-thread timings are stretched by time-sharing, ratios stay usable"
-                  if args.threads == 1 else
-                  "multi-threaded OpenMP timings collapse under such load: re-run on a quiet machine or with --threads 1")
-        print("  WARNING: other load competed for the CPUs during "
-              + ", ".join(f"{r['model']} n={r['n']:,}" for r in busy) + "; " + advice)
-    print(f"load average at end: {Path('/proc/loadavg').read_text().split()[:3] if Path('/proc/loadavg').exists() else '-'}")
+        advice = (
+            "1-thread timings are stretched by time-sharing, ratios stay usable"
+            if args.threads == 1
+            else "multi-threaded OpenMP timings collapse under such load: re-run on a quiet machine or with --threads 1"
+        )
+        print(
+            "  WARNING: other load competed for the CPUs during "
+            + ", ".join(f"{r['model']} n={r['n']:,}" for r in busy)
+            + "; "
+            + advice
+        )
+    load = Path("/proc/loadavg")
+    print(f"load average at end: {load.read_text().split()[:3] if load.exists() else '-'}")
 
     print()
-    print("LightGBM extras (n, one_row_ms with predict num_threads=1, native pred_contrib rows/s, "
-          "its additivity err, max |pred_contrib - TreeSHAP|, TreeExplainer init s):")
+    print(
+        "LightGBM extras (n, one_row_ms with predict num_threads=1, native pred_contrib rows/s, "
+        "its additivity err, max |pred_contrib - TreeSHAP|, TreeExplainer init s):"
+    )
     for r in rows:
         if r["model"] == "LightGBM" and "contrib_rows_per_s" in r:
-            print(f"  n={r['n']:>9,}  {r['one_row_ms_num_threads1']:.3f} ms  "
-                  f"{r['contrib_rows_per_s']:.0f} rows/s  {r['contrib_additivity_err']:.1e}  "
-                  f"{r['contrib_vs_shap_max_diff']:.1e}  {r['explainer_init_s']:.3f} s")
-    print("HGB TreeExplainer init s: " + ", ".join(
-        f"n={r['n']:,}: {r['explainer_init_s']:.3f}" for r in rows if r["model"] == "HGB" and "explainer_init_s" in r))
-    print("Bayes-ceiling test log-loss (true_p_*): " + ", ".join(
-        f"n={m['n']:,}: {m['bayes_log_loss']:.4f}" for m in meta))
+            print(
+                f"  n={r['n']:>9,}  {r['one_row_ms_num_threads1']:.3f} ms  "
+                f"{r['contrib_rows_per_s']:.0f} rows/s  {r['contrib_additivity_err']:.1e}  "
+                f"{r['contrib_vs_shap_max_diff']:.1e}  {r['explainer_init_s']:.3f} s"
+            )
+    print(
+        "HGB TreeExplainer init s: "
+        + ", ".join(
+            f"n={r['n']:,}: {r['explainer_init_s']:.3f}"
+            for r in rows
+            if r["model"] == "HGB" and "explainer_init_s" in r
+        )
+    )
+    print(
+        "Bayes-ceiling test log-loss (true_p_*): " + ", ".join(f"n={m['n']:,}: {m['bayes_log_loss']:.4f}" for m in meta)
+    )
 
     print()
     print("Ratios LightGBM vs HGB (>1 means LightGBM is faster):")

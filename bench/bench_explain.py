@@ -77,8 +77,10 @@ def main() -> None:
     gbm = bundles["gbm"]
     model = gbm.pipeline.named_steps["model"]
     encoded = gbm.pipeline.named_steps["features"].transform(X)
-    print(f"boosted model: {model.booster_.current_iteration()} iterations x {model.booster_.num_model_per_iteration()}"
-          f" classes = {model.booster_.num_trees()} trees, {encoded.shape[1]} encoded features")
+    print(
+        f"boosted model: {model.booster_.current_iteration()} iterations x {model.booster_.num_model_per_iteration()}"
+        f" classes = {model.booster_.num_trees()} trees, {encoded.shape[1]} encoded features"
+    )
     explainer = shap.TreeExplainer(model)
     seconds, tree_values = best_of(args.repeat, lambda: np.asarray(explainer.shap_values(encoded)))
     record("gbm", "shap.TreeExplainer, all classes (encoded matrix)", seconds)
@@ -108,8 +110,10 @@ def main() -> None:
             start = time.perf_counter()
             explain.top_reasons(bundle, X.iloc[i : i + 1], frame.iloc[i : i + 1], k=3)
             times.append(time.perf_counter() - start)
-        print(f"  {family:9s} one row through top_reasons: p50 {np.median(times) * 1000:.1f} ms, "
-              f"p90 {np.quantile(times, 0.9) * 1000:.1f} ms")
+        print(
+            f"  {family:9s} one row through top_reasons: p50 {np.median(times) * 1000:.1f} ms, "
+            f"p90 {np.quantile(times, 0.9) * 1000:.1f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -148,11 +148,32 @@ def bench_http(args, env: dict, records: list[dict]) -> dict:
     import httpx
 
     painml_port, mlflow_port = free_port(), free_port()
-    ours = subprocess.Popen([*SERVE, "http", "--model", args.model, "--port", str(painml_port), *args.store_args],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    peer = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", args.model, "--env-manager", "local",
-                             "-p", str(mlflow_port), "-h", "127.0.0.1"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    ours = subprocess.Popen(
+        [*SERVE, "http", "--model", args.model, "--port", str(painml_port), *args.store_args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    peer = subprocess.Popen(
+        [
+            str(BIN / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            args.model,
+            "--env-manager",
+            "local",
+            "-p",
+            str(mlflow_port),
+            "-h",
+            "127.0.0.1",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     result: dict = {"psi_before": pressure()}
     try:
         result["painml_start_s"] = wait_ready(f"http://127.0.0.1:{painml_port}/health", ours, 120)
@@ -175,8 +196,12 @@ def bench_http(args, env: dict, records: list[dict]) -> dict:
                     times[name] += latencies(client, url, bodies, per_round)
         for name, values in times.items():
             ms = np.array(values[: args.requests]) * 1e3
-            result[name] = {"n": len(ms), "p50_ms": float(np.percentile(ms, 50)),
-                            "p99_ms": float(np.percentile(ms, 99)), "mean_ms": float(ms.mean())}
+            result[name] = {
+                "n": len(ms),
+                "p50_ms": float(np.percentile(ms, 50)),
+                "p99_ms": float(np.percentile(ms, 99)),
+                "mean_ms": float(ms.mean()),
+            }
     finally:
         stop(ours)
         stop(peer)
@@ -185,8 +210,20 @@ def bench_http(args, env: dict, records: list[dict]) -> dict:
 
 
 def run_batch(args, env: dict, source: Path, output: Path, reasons: int) -> dict:
-    cmd = [*SERVE, "batch", "--model", args.model, "--input", str(source), "--output", str(output),
-           "--reasons", str(reasons), "--no-progress", *args.store_args]
+    cmd = [
+        *SERVE,
+        "batch",
+        "--model",
+        args.model,
+        "--input",
+        str(source),
+        "--output",
+        str(output),
+        "--reasons",
+        str(reasons),
+        "--no-progress",
+        *args.store_args,
+    ]
     psi = pressure()
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
@@ -200,11 +237,16 @@ def run_batch(args, env: dict, source: Path, output: Path, reasons: int) -> dict
         stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
         raise RuntimeError(f"batch failed ({proc.returncode}):\n{stdout}\n{stderr}")
-    rate = next((float(part.split(" rows/s")[0].split("(")[-1].replace(",", ""))
-                 for part in stdout.splitlines() if "rows/s" in part), float("nan"))
+    rate = next(
+        (
+            float(part.split(" rows/s")[0].split("(")[-1].replace(",", ""))
+            for part in stdout.splitlines()
+            if "rows/s" in part
+        ),
+        float("nan"),
+    )
     output.unlink(missing_ok=True)
-    return {"rows_s": rate, "wall_s": wall, "peak_rss_mb": peak_kb / 1024, "psi_before": psi,
-            "psi_after": pressure()}
+    return {"rows_s": rate, "wall_s": wall, "peak_rss_mb": peak_kb / 1024, "psi_before": psi, "psi_after": pressure()}
 
 
 def _high_water_kb(pid: int) -> int:
@@ -226,9 +268,27 @@ def _high_water_kb(pid: int) -> int:
 def run_peer(args, env: dict, source: Path, content_type: str, output: Path) -> float:
     """Wall seconds of ``mlflow models predict`` on ``source`` (MLflow's own file scoring, same model)."""
     start = time.perf_counter()
-    subprocess.run([str(BIN / "mlflow"), "models", "predict", "-m", args.model, "-i", str(source), "-t", content_type,
-                    "-o", str(output), "--env-manager", "local"], env=env, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            str(BIN / "mlflow"),
+            "models",
+            "predict",
+            "-m",
+            args.model,
+            "-i",
+            str(source),
+            "-t",
+            content_type,
+            "-o",
+            str(output),
+            "--env-manager",
+            "local",
+        ],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wall = time.perf_counter() - start
     output.unlink(missing_ok=True)
     return wall
@@ -247,7 +307,8 @@ def bench_batch(args, env: dict, workdir: Path) -> dict:
 
     peer = cohort.loc[:, [c for c in cohort.columns if c in BY_NAME and c != "pain_type"]]
     peer.astype({c: "float64" for c in peer.columns if BY_NAME[c].kind in ("binary", "integer", "number")}).to_csv(
-        peer_in, index=False)
+        peer_in, index=False
+    )
     del peer
     del cohort
     results["csv"] = run_batch(args, env, csv_in, workdir / "out.csv", 0)
@@ -269,8 +330,12 @@ def bench_cold(args, env: dict, workdir: Path, record: dict) -> dict:
     walls = []
     for _ in range(args.cold):
         start = time.perf_counter()
-        subprocess.run([*SERVE, "predict", "--model", args.model, "--input", str(patient), *args.store_args],
-                       env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*SERVE, "predict", "--model", args.model, "--input", str(patient), *args.store_args],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         walls.append(time.perf_counter() - start)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import painml.serving.predictor, painml.cli.serve"], env=env, check=True)
@@ -278,8 +343,14 @@ def bench_cold(args, env: dict, workdir: Path, record: dict) -> dict:
     peer_input = workdir / "peer_patient.json"
     peer_input.write_text(json.dumps({"dataframe_records": [as_signature(record)]}))
     peer = [run_peer(args, env, peer_input, "json", workdir / "peer_patient_out.json") for _ in range(args.cold)]
-    return {"median_s": statistics.median(walls), "min_s": min(walls), "runs": walls, "imports_s": imports,
-            "mlflow_median_s": statistics.median(peer), "mlflow_runs": peer}
+    return {
+        "median_s": statistics.median(walls),
+        "min_s": min(walls),
+        "runs": walls,
+        "imports_s": imports,
+        "mlflow_median_s": statistics.median(peer),
+        "mlflow_runs": peer,
+    }
 
 
 def verdict(ok: bool) -> str:
@@ -290,24 +361,43 @@ def report(http: dict | None, batch: dict | None, cold: dict | None) -> None:
     rows = []
     if http:
         base = http["mlflow"]["p50_ms"]
-        for name, label in (("painml", "painml, no reasons"), ("painml_reasons", "painml, top-3 reasons"),
-                            ("mlflow", "mlflow models serve")):
+        for name, label in (
+            ("painml", "painml, no reasons"),
+            ("painml_reasons", "painml, top-3 reasons"),
+            ("mlflow", "mlflow models serve"),
+        ):
             r = http[name]
             ratio = base / r["p50_ms"]
             target = ""
             if name == "painml_reasons":
                 fast = verdict(r["p50_ms"] < TARGETS["p50_reasons_ms"])
-                target = (f"p50 < {TARGETS['p50_reasons_ms']:g} ms: {fast}; "
-                          f">= {TARGETS['speedup']:g}x: {verdict(ratio >= TARGETS['speedup'])}")
-            rows.append((f"HTTP 1 row: {label}", f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms",
-                         f"{ratio:.1f}x" if name != "mlflow" else "1x", target))
-        rows.append(("server start to healthy", f"painml {http['painml_start_s']:.1f} s, "
-                     f"mlflow {http['mlflow_start_s']:.1f} s", "", ""))
+                target = (
+                    f"p50 < {TARGETS['p50_reasons_ms']:g} ms: {fast}; "
+                    f">= {TARGETS['speedup']:g}x: {verdict(ratio >= TARGETS['speedup'])}"
+                )
+            rows.append(
+                (
+                    f"HTTP 1 row: {label}",
+                    f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms",
+                    f"{ratio:.1f}x" if name != "mlflow" else "1x",
+                    target,
+                )
+            )
+        rows.append(
+            (
+                "server start to healthy",
+                f"painml {http['painml_start_s']:.1f} s, mlflow {http['mlflow_start_s']:.1f} s",
+                "",
+                "",
+            )
+        )
     if batch:
-        for key, label, target_key in (("csv", "batch CSV, no reasons", "batch_rows_s"),
-                                       ("parquet", "batch Parquet, no reasons", "batch_rows_s"),
-                                       ("csv_reasons", "batch CSV, top-3 reasons", "batch_reasons_rows_s"),
-                                       ("csv_1m", "batch CSV 1M rows, no reasons", "batch_rows_s")):
+        for key, label, target_key in (
+            ("csv", "batch CSV, no reasons", "batch_rows_s"),
+            ("parquet", "batch Parquet, no reasons", "batch_rows_s"),
+            ("csv_reasons", "batch CSV, top-3 reasons", "batch_reasons_rows_s"),
+            ("csv_1m", "batch CSV 1M rows, no reasons", "batch_rows_s"),
+        ):
             if key not in batch:
                 continue
             r = batch[key]
@@ -317,27 +407,47 @@ def report(http: dict | None, batch: dict | None, cold: dict | None) -> None:
             ratio = ""
             if key == "csv" and "mlflow_csv" in batch:
                 ratio = f"{batch['mlflow_csv']['wall_s'] / r['wall_s']:.1f}x (wall)"
-            rows.append((label, f"{r['rows_s']:,.0f} rows/s (wall {r['wall_s']:.1f} s incl. start), "
-                         f"peak RSS {r['peak_rss_mb']:,.0f} MB", ratio, target))
+            rows.append(
+                (
+                    label,
+                    f"{r['rows_s']:,.0f} rows/s (wall {r['wall_s']:.1f} s incl. start), "
+                    f"peak RSS {r['peak_rss_mb']:,.0f} MB",
+                    ratio,
+                    target,
+                )
+            )
         if "mlflow_csv" in batch:
             peer = batch["mlflow_csv"]
-            rows.append(("batch CSV: mlflow models predict", f"{peer['rows_s']:,.0f} rows/s (wall {peer['wall_s']:.1f} "
-                         "s incl. start)", "1x", ""))
+            rows.append(
+                (
+                    "batch CSV: mlflow models predict",
+                    f"{peer['rows_s']:,.0f} rows/s (wall {peer['wall_s']:.1f} s incl. start)",
+                    "1x",
+                    "",
+                )
+            )
     if cold:
-        rows.append(("cold start: serve.py predict, 1 patient",
-                     f"median {cold['median_s']:.2f} s (min {cold['min_s']:.2f} s; imports alone "
-                     f"{cold['imports_s']:.2f} s)", f"{cold['mlflow_median_s'] / cold['median_s']:.1f}x",
-                     f"< {TARGETS['cold_s']:g} s: {verdict(cold['median_s'] < TARGETS['cold_s'])}"))
-        rows.append(("cold start: mlflow models predict, 1 patient", f"median {cold['mlflow_median_s']:.2f} s", "1x",
-                     ""))
+        rows.append(
+            (
+                "cold start: serve.py predict, 1 patient",
+                f"median {cold['median_s']:.2f} s (min {cold['min_s']:.2f} s; imports alone {cold['imports_s']:.2f} s)",
+                f"{cold['mlflow_median_s'] / cold['median_s']:.1f}x",
+                f"< {TARGETS['cold_s']:g} s: {verdict(cold['median_s'] < TARGETS['cold_s'])}",
+            )
+        )
+        rows.append(
+            ("cold start: mlflow models predict, 1 patient", f"median {cold['mlflow_median_s']:.2f} s", "1x", "")
+        )
     print("\n| measure | painml | vs MLflow | target |\n|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
 
 
 def main() -> None:
+    from painml.tracking.registry import DEFAULT_MODEL_URI
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="models:/painml-pain-type@champion")
+    parser.add_argument("--model", default=DEFAULT_MODEL_URI)
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=50)
@@ -353,13 +463,19 @@ def main() -> None:
 
     store = resolve_tracking_uri(args.tracking_uri)
     args.store_args = ["--tracking-uri", store]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-           "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": store,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
     predictor = Predictor.from_uri(args.model, tracking_uri=store)
     trees = predictor.compiled.trees if predictor.compiled else None
     n_trees = len(trees.arrays()["node_start"]) - 1 if trees is not None else "-"
-    print(f"model {predictor.name} v{predictor.version} ({predictor.metadata.family}, "
-          f"{n_trees} trees); store {store}; CPU pressure now {pressure()}")
+    print(
+        f"model {predictor.name} v{predictor.version} ({predictor.metadata.family}, "
+        f"{n_trees} trees); store {store}; CPU pressure now {pressure()}"
+    )
     only = set(args.only or ("http", "batch", "cold"))
     records = patients(max(args.requests, 50), seed=99)
     http = batch = cold = None

@@ -37,8 +37,10 @@ def main() -> None:
         csv_s, _ = best_of(1, lambda: write_cohort(cohort, Path(tmp) / "c.csv"))
     target = 30.0
     print(f"rows                 {args.n:>12,}")
-    print(f"draw + posterior     {draw_s:>10.2f} s   ({args.n / draw_s:,.0f} rows/s; target < {target:.0f} s: "
-          f"{'met' if draw_s < target else 'MISSED'}, {target / draw_s:.1f}x headroom)")
+    print(
+        f"draw + posterior     {draw_s:>10.2f} s   ({args.n / draw_s:,.0f} rows/s; target < {target:.0f} s: "
+        f"{'met' if draw_s < target else 'MISSED'}, {target / draw_s:.1f}x headroom)"
+    )
     print(f"write parquet        {parquet_s:>10.2f} s")
     print(f"write csv            {csv_s:>10.2f} s")
 

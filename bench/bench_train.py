@@ -42,11 +42,13 @@ def fit_once(family: str, n_train: int, test_rows: int) -> dict:
     n = int(round(n_train / (1 - split.test_size - split.calibration_size)))
     test_size = min(0.5, max(split.test_size, test_rows / n)) if test_rows else split.test_size
     n = int(round(n_train / (1 - test_size - split.calibration_size)))
-    cfg = cfg.model_copy(update={
-        "data": cfg.data.model_copy(update={"n": n}),
-        "split": split.model_copy(update={"test_size": test_size}),
-        "models": tuple(m for m in cfg.models if m.family == family),
-    })
+    cfg = cfg.model_copy(
+        update={
+            "data": cfg.data.model_copy(update={"n": n}),
+            "split": split.model_copy(update={"test_size": test_size}),
+            "models": tuple(m for m in cfg.models if m.family == family),
+        }
+    )
     data = load_dataset(cfg)
     rows = split_rows(data.y, cfg)
     start = time.perf_counter()
@@ -58,22 +60,39 @@ def fit_once(family: str, n_train: int, test_rows: int) -> dict:
     metrics = classification_metrics(data.y[test], proba, list(cfg.labels))
     oracle = oracle_metrics(data.records.truth.iloc[test], data.y[test], list(cfg.labels))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"family": family, "train_rows": len(rows["train"]), "test_rows": len(test), "fit_s": fit_s,
-            "peak_mb": peak_mb, "log_loss": metrics["test_log_loss"], "macro_f1": metrics["test_macro_f1"],
-            "oracle_log_loss": oracle["oracle_log_loss"], "oracle_macro_f1": oracle["oracle_macro_f1"]}
+    return {
+        "family": family,
+        "train_rows": len(rows["train"]),
+        "test_rows": len(test),
+        "fit_s": fit_s,
+        "peak_mb": peak_mb,
+        "log_loss": metrics["test_log_loss"],
+        "macro_f1": metrics["test_macro_f1"],
+        "oracle_log_loss": oracle["oracle_log_loss"],
+        "oracle_macro_f1": oracle["oracle_macro_f1"],
+    }
 
 
 def in_subprocess(family: str, n_train: int, test_rows: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", family, str(n_train), str(test_rows)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", family, str(n_train), str(test_rows)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def end_to_end() -> float:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        subprocess.run([sys.executable, str(REPO / "train.py"), "--config", str(REPO / "configs" / "default.yaml")],
-                       cwd=tmp, check=True, capture_output=True, env=os.environ | {"MLFLOW_TRACKING_URI": ""})
+        subprocess.run(
+            [sys.executable, str(REPO / "train.py"), "--config", str(REPO / "configs" / "default.yaml")],
+            cwd=tmp,
+            check=True,
+            capture_output=True,
+            env=os.environ | {"MLFLOW_TRACKING_URI": ""},
+        )
         return time.perf_counter() - start
 
 
@@ -91,20 +110,26 @@ def main() -> None:
     for n in args.sizes:
         for family in ("gbm", "logistic"):
             r = in_subprocess(family, n, 0)
-            print(f"{family:9} {r['train_rows']:>11,} {r['fit_s']:>8.1f} {r['peak_mb']:>8.0f} "
-                  f"{r['log_loss']:>9.4f} {r['macro_f1']:>9.4f}")
+            print(
+                f"{family:9} {r['train_rows']:>11,} {r['fit_s']:>8.1f} {r['peak_mb']:>8.0f} "
+                f"{r['log_loss']:>9.4f} {r['macro_f1']:>9.4f}"
+            )
     print(f"\nquality at {args.quality_rows:,} training rows, 10,000 test rows, against the exact posterior")
     for family in ("gbm", "logistic"):
         r = in_subprocess(family, args.quality_rows, 10_000)
         gap = r["log_loss"] / r["oracle_log_loss"] - 1
         f1_gap = r["oracle_macro_f1"] - r["macro_f1"]
-        print(f"{family:9} log-loss {r['log_loss']:.4f} vs ceiling {r['oracle_log_loss']:.4f} (+{gap:.1%}; "
-              f"target < 2%: {'met' if gap < 0.02 else 'missed'}); macro-F1 {r['macro_f1']:.4f} vs "
-              f"{r['oracle_macro_f1']:.4f} ({-f1_gap:+.4f}; target within 0.02: {'met' if f1_gap <= 0.02 else 'missed'})")
+        print(
+            f"{family:9} log-loss {r['log_loss']:.4f} vs ceiling {r['oracle_log_loss']:.4f} (+{gap:.1%}; "
+            f"target < 2%: {'met' if gap < 0.02 else 'missed'}); macro-F1 {r['macro_f1']:.4f} vs "
+            f"{r['oracle_macro_f1']:.4f} ({-f1_gap:+.4f}; target within 0.02: {'met' if f1_gap <= 0.02 else 'missed'})"
+        )
     if not args.skip_end_to_end:
         seconds = end_to_end()
-        print(f"\ndefault config end to end (train.py, MLflow included): {seconds:.1f} s "
-              f"(target < 120 s: {'met' if seconds < 120 else 'missed'})")
+        print(
+            f"\ndefault config end to end (train.py, MLflow included): {seconds:.1f} s "
+            f"(target < 120 s: {'met' if seconds < 120 else 'missed'})"
+        )
 
 
 if __name__ == "__main__":

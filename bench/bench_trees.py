@@ -38,8 +38,9 @@ import sys
 import tempfile
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -80,16 +81,28 @@ class SingleRow:
         self.n_out = ctypes.c_int64()
         self.handle = ctypes.c_void_p()
         iterations = booster.best_iteration if booster.best_iteration > 0 else -1
-        _safe_call(_LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
-            booster._handle, ctypes.c_int(kind), ctypes.c_int(0), ctypes.c_int(iterations), ctypes.c_int(1),
-            ctypes.c_int32(n_features), _c_str("num_threads=1"), ctypes.byref(self.handle)))
+        _safe_call(
+            _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
+                booster._handle,
+                ctypes.c_int(kind),
+                ctypes.c_int(0),
+                ctypes.c_int(iterations),
+                ctypes.c_int(1),
+                ctypes.c_int32(n_features),
+                _c_str("num_threads=1"),
+                ctypes.byref(self.handle),
+            )
+        )
         self._out_ptr = self.out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
         weakref.finalize(self, _LIB.LGBM_FastConfigFree, self.handle)
 
     def predict(self, row: np.ndarray) -> np.ndarray:
         row = np.ascontiguousarray(row, dtype=np.float64)
-        self._check(self._lib.LGBM_BoosterPredictForMatSingleRowFast(
-            self.handle, row.ctypes.data_as(ctypes.c_void_p), ctypes.byref(self.n_out), self._out_ptr))
+        self._check(
+            self._lib.LGBM_BoosterPredictForMatSingleRowFast(
+                self.handle, row.ctypes.data_as(ctypes.c_void_p), ctypes.byref(self.n_out), self._out_ptr
+            )
+        )
         return self.out[: self.n_out.value].copy()
 
 
@@ -100,8 +113,11 @@ def load_model(uri: str | None, tracking_uri: str) -> tuple[Any, Any, str]:
     try:
         predictor = Predictor.from_uri(uri, tracking_uri)
         pipeline = predictor.bundle.pipeline
-        return pipeline.named_steps["features"], pipeline.named_steps["model"].booster_, \
-            f"registered champion {predictor.name} v{predictor.version}"
+        return (
+            pipeline.named_steps["features"],
+            pipeline.named_steps["model"].booster_,
+            f"registered champion {predictor.name} v{predictor.version}",
+        )
     except (ModelNotFound, KeyError, AttributeError) as error:
         print(f"no registered champion ({error}); fitting the default config's boosted model")
     from painml.config import load_config
@@ -160,8 +176,10 @@ def main() -> None:
     records = load_records(simulate("pain_clinic", n, seed=11))
     X = np.ascontiguousarray(features.transform(records.features), dtype=np.float64)
     k, m = booster.num_model_per_iteration(), X.shape[1]
-    print(f"model: {description}; {booster.num_trees()} trees ({booster.current_iteration()} iterations x {k}"
-          f" classes), {m} features; rows: {len(X):,} simulated, {np.isnan(X).mean():.0%} of values NaN\n")
+    print(
+        f"model: {description}; {booster.num_trees()} trees ({booster.current_iteration()} iterations x {k}"
+        f" classes), {m} features; rows: {len(X):,} simulated, {np.isnan(X).mean():.0%} of values NaN\n"
+    )
 
     def line(what: str, ours: float, theirs: float | None = None, unit: str = "us/row") -> None:
         ratio = f"   {theirs / ours:5.1f}x faster" if theirs else ""
@@ -180,8 +198,10 @@ def main() -> None:
     print(f"  {'from_booster (model_to_string, parse, layout)':52s} {built * 1e3:9.2f} ms")
     print(f"  {f'from_arrays ({stored / 1e6:.2f} MB of arrays)':52s} {loaded * 1e3:9.2f} ms")
     print(f"  {'from_arrays + SHAP tables (first contributions)':52s} {shap_build * 1e3:9.2f} ms")
-    print(f"  SHAP tables: {info['table_bytes'] / 1e6:.2f} MB, {info['tabulated_leaves']:,} of {info['leaves']:,}"
-          f" leaves tabulated (budget {ens.table_budget / 2**20:.0f} MiB)\n")
+    print(
+        f"  SHAP tables: {info['table_bytes'] / 1e6:.2f} MB, {info['tabulated_leaves']:,} of {info['leaves']:,}"
+        f" leaves tabulated (budget {ens.table_budget / 2**20:.0f} MiB)\n"
+    )
 
     # -- raw margins, batch
     Xb = X[: args.rows]
@@ -202,11 +222,12 @@ def main() -> None:
     fast = SingleRow(booster, RAW_SCORE, m)
     rows = args.one_row
     for i in range(100):
-        assert np.array_equal(ens.raw_scores(X[i:i + 1])[0], fast.predict(X[i]))
+        assert np.array_equal(ens.raw_scores(X[i : i + 1])[0], fast.predict(X[i]))
     lgb_one = per_row_median(rows, lambda i: fast.predict(X[i]))
-    lgb_predict_one = per_row_median(min(rows, 500), lambda i: booster.predict(X[i:i + 1], raw_score=True,
-                                                                               num_threads=1))
-    ours_one = per_row_median(rows, lambda i: ens.raw_scores(X[i:i + 1]))
+    lgb_predict_one = per_row_median(
+        min(rows, 500), lambda i: booster.predict(X[i : i + 1], raw_score=True, num_threads=1)
+    )
+    ours_one = per_row_median(rows, lambda i: ens.raw_scores(X[i : i + 1]))
     print("\none row, raw margins (median over rows, Python call included)")
     line("LightGBM Booster.predict", lgb_predict_one, unit="us")
     line("LightGBM ...SingleRowFast (ctypes)", lgb_one, unit="us")
@@ -243,7 +264,7 @@ def main() -> None:
 
     fast_contrib = [SingleRow(b, CONTRIB, m) for b in per_class]
     lgb_c_one = per_row_median(rows, lambda i: fast_contrib[targets[i]].predict(Xs[i]))
-    ours_c_one = per_row_median(rows, lambda i: ens.contributions(Xs[i:i + 1], targets[i:i + 1]))
+    ours_c_one = per_row_median(rows, lambda i: ens.contributions(Xs[i : i + 1], targets[i : i + 1]))
     print("\none row, SHAP values of the predicted class (median over rows)")
     line("LightGBM ...SingleRowFast, class booster", lgb_c_one, unit="us")
     line("trees.contributions", ours_c_one, lgb_c_one, unit="us")

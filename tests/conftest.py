@@ -164,3 +164,22 @@ def served(trained_store: TrainedStore) -> Served:
     keep = [c for c in cohort.columns if not c.startswith("true_") and c != "pain_type"]
     frame = cohort.loc[:, keep].reset_index(drop=True)
     return Served(predictor, trained_store, _json_records(frame), frame)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--model-uri",
+        default=None,
+        help="run the behavioural tests (-m behavioral) against this model, e.g. models:/painml-pain-type@candidate",
+    )
+    parser.addoption("--tracking-uri", default=None, help="the MLflow store --model-uri is resolved in")
+
+
+# Tests that need any of these train a model, start one or read a trained store: the slow lane.
+_SLOW_FIXTURES = frozenset({"trained_store", "served", "mlflow_store", "trained", "report_file", "behaving_model"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -9,7 +9,6 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from painml.record.columns import BLOCKS, DEFAULT_CLASSES
 from painml.config import (
     FEATURE_GROUPS,
     ConfigError,
@@ -21,6 +20,7 @@ from painml.config import (
     higher_is_better,
     load_config,
 )
+from painml.record.columns import BLOCKS, DEFAULT_CLASSES
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))

@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from painml import DEFAULT_MODEL_NAME
 from painml.record.columns import DEFAULT_CLASSES
 
 FeatureGroup = Literal[
@@ -74,7 +75,7 @@ def _no_repeats(values: Sequence[str], what: str) -> None:
 
 
 class SimulatedData(_Frozen):
-    """A synthetic cohort from painml.simulate: runs anywhere, no patient data needed."""
+    """A synthetic cohort from painml.simulator.simulate: runs anywhere, no patient data needed."""
 
     source: Literal["simulate"]
     preset: Preset = "pain_clinic"
@@ -86,7 +87,7 @@ class SimulatedData(_Frozen):
 
 
 class FileData(_Frozen):
-    """A cohort read from a file and checked against painml.schema."""
+    """A cohort read from a file and checked against painml.record.schema."""
 
     source: Literal["file"]
     path: Path
@@ -104,7 +105,7 @@ DataConfig = Annotated[SimulatedData | FileData, Field(discriminator="source")]
 
 
 class FeatureConfig(_Frozen):
-    """Which column blocks (painml.columns.BLOCKS) reach the model, to test what each adds."""
+    """Which column blocks (painml.record.columns.BLOCKS) reach the model, to test what each adds."""
 
     groups: tuple[FeatureGroup, ...] = Field(FEATURE_GROUPS, min_length=1)
     """screening is the computed screening scores; the others are blocks of the patient record."""
@@ -157,7 +158,8 @@ class SplitConfig(_Frozen):
         total = self.test_size + self.calibration_size
         if total >= 0.8:
             raise ValueError(
-                f"test_size + calibration_size is {total:g}; it must be below 0.8 so that training keeps over 20% of rows"
+                f"test_size + calibration_size is {total:g}; "
+                "it must be below 0.8 so that training keeps over 20% of rows"
             )
         return self
 
@@ -174,7 +176,7 @@ class TrackingConfig(_Frozen):
     """Where runs go in MLflow and which metric ranks them."""
 
     experiment: str = Field("painml", min_length=1)
-    registered_model: str = Field("painml-pain-type", min_length=1)
+    registered_model: str = Field(DEFAULT_MODEL_NAME, min_length=1)
     primary_metric: Metric = "test_log_loss"
     """Ranks models and runs; see higher_is_better for its direction."""
 
@@ -260,7 +262,7 @@ def load_config(path: str | Path) -> TrainConfig:
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(source, [f"cannot read: {getattr(error, 'strerror', None) or error}"]) from None
     try:
-        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - _StrictLoader is a SafeLoader
+        raw = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as error:
         raise ConfigError(source, [_yaml_problem(error)]) from None
     if not isinstance(raw, dict):
@@ -315,7 +317,9 @@ def _validate(raw: dict[str, Any], source: str) -> TrainConfig:
 def _follows_from(error: ErrorDetails, errors: list[ErrorDetails]) -> bool:
     """A list too short only because one of its items was invalid: the item's error says it all."""
     loc = error["loc"]
-    return error["type"] == "too_short" and any(e["loc"][: len(loc)] == loc and len(e["loc"]) > len(loc) for e in errors)
+    return error["type"] == "too_short" and any(
+        e["loc"][: len(loc)] == loc and len(e["loc"]) > len(loc) for e in errors
+    )
 
 
 # pydantic puts the union tag in an error's location (models.0.gbm.learning_rate);

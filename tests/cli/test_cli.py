@@ -21,7 +21,10 @@ def test_simulate_writes_the_file(tmp_path):
     assert result.exit_code == 0, result.output
     frame = pd.read_parquet(out)
     assert len(frame) == 300 and set(frame["true_condition"]) <= {
-        "cancer_pain", "chemotherapy_induced_neuropathy", "post_surgical_pain"}
+        "cancer_pain",
+        "chemotherapy_induced_neuropathy",
+        "post_surgical_pain",
+    }
 
 
 def test_simulate_rejects_a_bad_preset(tmp_path):
@@ -73,3 +76,17 @@ def test_realism_prints_the_table():
     result = invoke("realism", "--n", "20000", "--seed", "11")
     assert result.exit_code == 0, result.output
     assert "DN4 >= 4" in result.output and "Bayes" in result.output
+
+
+def test_version():
+    import painml
+
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.output.strip() == f"painml {painml.__version__}"
+
+
+def test_serving_lives_under_the_one_command():
+    result = invoke("serve", "--help")
+    assert result.exit_code == 0
+    for command in ("predict", "batch", "http"):
+        assert command in result.output

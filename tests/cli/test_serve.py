@@ -29,17 +29,37 @@ def test_predict_reads_a_file_and_prints_a_summary(served, tmp_path):
 
 
 def test_predict_takes_fields_as_arguments(served):
-    result = runner.invoke(serve_app, _args(served, "predict", "age=70", "sex=male", "brush_allodynia=true",
-                                            "pain_distribution=stocking_glove", "diabetes=yes", "--json"))
+    result = runner.invoke(
+        serve_app,
+        _args(
+            served,
+            "predict",
+            "age=70",
+            "sex=male",
+            "brush_allodynia=true",
+            "pain_distribution=stocking_glove",
+            "diabetes=yes",
+            "--json",
+        ),
+    )
     assert result.exit_code == 0, result.output
-    expected = served.predictor.predict_one({"age": "70", "sex": "male", "brush_allodynia": "true",
-                                             "pain_distribution": "stocking_glove", "diabetes": "yes"}, reasons=3)
+    expected = served.predictor.predict_one(
+        {
+            "age": "70",
+            "sex": "male",
+            "brush_allodynia": "true",
+            "pain_distribution": "stocking_glove",
+            "diabetes": "yes",
+        },
+        reasons=3,
+    )
     assert json.loads(result.stdout) == json.loads(json.dumps(expected))
 
 
 def test_predict_a_list_from_stdin(served):
-    result = runner.invoke(serve_app, _args(served, "predict", "--json", "--reasons", "0"),
-                           input=json.dumps(served.records[:3]))
+    result = runner.invoke(
+        serve_app, _args(served, "predict", "--json", "--reasons", "0"), input=json.dumps(served.records[:3])
+    )
     assert result.exit_code == 0, result.output
     assert [r["patient_id"] for r in json.loads(result.stdout)] == [r["patient_id"] for r in served.records[:3]]
 
@@ -62,8 +82,10 @@ def test_predict_errors_are_readable(served, stdin, args, code, needle):
 
 
 def test_a_missing_model_is_a_usage_error(served):
-    result = runner.invoke(serve_app, ["predict", "age=50", "--model", "models:/no-such-model@champion",
-                                       "--tracking-uri", served.store.uri])
+    result = runner.invoke(
+        serve_app,
+        ["predict", "age=50", "--model", "models:/no-such-model@champion", "--tracking-uri", served.store.uri],
+    )
     assert result.exit_code == 2
     assert "no model" in result.output
 
@@ -73,15 +95,28 @@ def test_batch_command(served, tmp_path):
     frame = served.frame.copy().astype({"age": object})
     frame.loc[4, "age"] = "old"
     frame.to_csv(source, index=False)
-    result = runner.invoke(serve_app, _args(served, "batch", "--input", str(source), "--output",
-                                            str(tmp_path / "out.parquet"), "--no-progress", "--chunksize", "16"))
+    result = runner.invoke(
+        serve_app,
+        _args(
+            served,
+            "batch",
+            "--input",
+            str(source),
+            "--output",
+            str(tmp_path / "out.parquet"),
+            "--no-progress",
+            "--chunksize",
+            "16",
+        ),
+    )
     assert result.exit_code == 1  # some rows were set aside
     assert "scored 59 of 60 rows" in result.stdout
     assert "out.parquet.errors.csv" in result.output
     assert (tmp_path / "out.parquet").exists()
     empty = tmp_path / "empty.csv"
     empty.write_text("")
-    result = runner.invoke(serve_app, _args(served, "batch", "--input", str(empty), "--output",
-                                            str(tmp_path / "e.csv"), "--no-progress"))
+    result = runner.invoke(
+        serve_app, _args(served, "batch", "--input", str(empty), "--output", str(tmp_path / "e.csv"), "--no-progress")
+    )
     assert result.exit_code == 1 and "has no rows" in result.output
     assert not (tmp_path / "e.csv").exists()

@@ -9,17 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from painml.config import load_config
 from painml.explain import plots as explain_plots
 from painml.explain import shap as explain
 from painml.explain.reasons import AWAY, TOWARDS
-from painml.jobs import explain as explain_job
-from painml.record.vocabulary import reason_label
-from painml.model.bundle import ModelBundle
-from painml.config import load_config
 from painml.features.encoding import feature_sources
-from painml.serving.predictor import Predictor
+from painml.jobs import explain as explain_job
+from painml.model.bundle import ModelBundle
 from painml.model.dataset import load_dataset, split_rows
 from painml.model.fit import build_bundle, fit_family
+from painml.record.vocabulary import reason_label
+from painml.serving.predictor import Predictor
 
 REPO = Path(__file__).resolve().parents[2]
 FAMILIES = ("gbm", "logistic")
@@ -30,10 +30,12 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def trained():
     """Both families fitted on a small simulated cohort, without MLflow; and 300 rows to explain."""
     cfg = load_config(REPO / "configs" / "smoke.yaml")
-    cfg = cfg.model_copy(update={
-        "data": cfg.data.model_copy(update={"n": 1_500}),
-        "models": tuple(m.model_copy(update={"n_estimators": 30}) if m.family == "gbm" else m for m in cfg.models),
-    })
+    cfg = cfg.model_copy(
+        update={
+            "data": cfg.data.model_copy(update={"n": 1_500}),
+            "models": tuple(m.model_copy(update={"n_estimators": 30}) if m.family == "gbm" else m for m in cfg.models),
+        }
+    )
     data = load_dataset(cfg)
     rows = split_rows(data.y, cfg)
     bundles = {}
@@ -113,18 +115,21 @@ def test_folding_keeps_totals_and_uses_the_encoders(trained, family):
         assert indicators and all(sources[n] in folded.feature_names for n in indicators)
 
 
-@pytest.mark.parametrize(("feature", "value", "label"), [
-    ("brush_allodynia", 1.0, "brush allodynia: present"),
-    ("brush_allodynia", 0.0, "brush allodynia: absent"),
-    ("diabetes", np.nan, "diabetes: not recorded"),
-    ("paindetect", 23.0, "painDETECT score: 23"),
-    ("dn4", 5.0, "DN4 score: 5/10"),
-    ("neupsig_grade", 2.0, "NeuPSIG grade: probable"),
-    ("pain_region", "lower_limb", "pain region: lower limb"),
-    ("nerve_conduction", None, "nerve conduction: not done"),
-    ("pd_burning", 3.0, "painDETECT burning: moderately (3/5)"),
-    ("age", 54.0, "age: 54 years"),
-])
+@pytest.mark.parametrize(
+    ("feature", "value", "label"),
+    [
+        ("brush_allodynia", 1.0, "brush allodynia: present"),
+        ("brush_allodynia", 0.0, "brush allodynia: absent"),
+        ("diabetes", np.nan, "diabetes: not recorded"),
+        ("paindetect", 23.0, "painDETECT score: 23"),
+        ("dn4", 5.0, "DN4 score: 5/10"),
+        ("neupsig_grade", 2.0, "NeuPSIG grade: probable"),
+        ("pain_region", "lower_limb", "pain region: lower limb"),
+        ("nerve_conduction", None, "nerve conduction: not done"),
+        ("pd_burning", 3.0, "painDETECT burning: moderately (3/5)"),
+        ("age", 54.0, "age: 54 years"),
+    ],
+)
 def test_readable_labels(feature, value, label):
     assert reason_label(feature, value) == label
 
@@ -204,8 +209,9 @@ def test_explain_command_writes_waterfalls_for_chosen_patients(trained_store, tm
     frame = simulate("pain_clinic", 150, seed=11)
     frame.to_csv(cohort, index=False)
     chosen = [str(frame["patient_id"].iloc[3]), str(frame["patient_id"].iloc[7])]
-    written = explain_job.explain_command(trained_store.model_uri, cohort, tmp_path / "out", chosen,
-                                      tracking_uri=trained_store.uri, max_rows=150)
+    written = explain_job.explain_command(
+        trained_store.model_uri, cohort, tmp_path / "out", chosen, tracking_uri=trained_store.uri, max_rows=150
+    )
     names = {p.name for p in written}
     for pid in chosen:
         assert f"waterfall_{explain_plots.file_stem(pid)}.png" in names
@@ -213,5 +219,6 @@ def test_explain_command_writes_waterfalls_for_chosen_patients(trained_store, tm
     assert list(reasons["patient_id"].astype(str)) == chosen
     assert reasons["reason_1"].str.contains("log-odds").all()
     with pytest.raises(KeyError, match="no-such-patient"):
-        explain_job.explain_command(trained_store.model_uri, cohort, tmp_path / "x", ["no-such-patient"],
-                                tracking_uri=trained_store.uri)
+        explain_job.explain_command(
+            trained_store.model_uri, cohort, tmp_path / "x", ["no-such-patient"], tracking_uri=trained_store.uri
+        )

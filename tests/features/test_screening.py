@@ -18,7 +18,6 @@ from sklearn.utils.estimator_checks import (
     parametrize_with_checks,
 )
 
-from painml.record import columns
 from painml.features.encoding import ScreeningScores
 from painml.features.screening import (
     DN4_INTERVIEW_POSITIVE,
@@ -30,6 +29,7 @@ from painml.features.screening import (
     SCORE_NAMES,
     compute_scores,
 )
+from painml.record import columns
 
 NO_NAMES_WARNING = "ignore:ScreeningScores was fitted on data without"
 
@@ -67,7 +67,7 @@ def _score(name: str, **overrides: object) -> float:
 
 
 ALL_PD = {name: 3.0 for name in SCORE_COLUMNS["paindetect"] if name.startswith("pd_")}
-MAX_PD = {name: 5.0 for name in ALL_PD}
+MAX_PD = dict.fromkeys(ALL_PD, 5.0)
 LANSS_ALL = dict(
     pins_and_needles=1.0,
     trophic_skin_changes=1.0,
@@ -84,8 +84,8 @@ HAND_WORKED = {
     "dn4_four_items": ("dn4", dict(burning=1.0, tingling=1.0, numbness=1.0, brush_allodynia=1.0), 4),  # 1+1+1+1
     "dn4_interview_three": ("dn4_interview", dict(burning=1.0, tingling=1.0, numbness=1.0, brush_allodynia=1.0), 3),
     "dn4_none": ("dn4", {}, 0),
-    "dn4_all_ten": ("dn4", {n: 1.0 for n in SCORE_COLUMNS["dn4"]}, 10),  # 7 interview + 3 exam
-    "dn4_interview_all_seven": ("dn4_interview", {n: 1.0 for n in SCORE_COLUMNS["dn4"]}, 7),  # exam items ignored
+    "dn4_all_ten": ("dn4", dict.fromkeys(SCORE_COLUMNS["dn4"], 1.0), 10),  # 7 interview + 3 exam
+    "dn4_interview_all_seven": ("dn4_interview", dict.fromkeys(SCORE_COLUMNS["dn4"], 1.0), 7),  # exam items ignored
     # painDETECT: 7 items 0-5 + course (0/-1/+1/+1) + radiating 2.
     "pd_all_3_attacks_radiating": (
         "paindetect",

@@ -1,4 +1,4 @@
-"""painml.trees against LightGBM itself: margins bit for bit, TreeSHAP to 1e-10, on awkward inputs."""
+"""painml.model.compiled.trees against LightGBM itself: margins bit for bit, TreeSHAP to 1e-10, on awkward inputs."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def test_deep_trees_beyond_the_table_budget():
         targets = np.arange(len(X_test)) % 3
         batch = ens.contributions(X_test, targets)
         for i in (0, 4, 9):  # a lone row's kernel computes late leaves too, in the same order
-            assert np.array_equal(ens.contributions(X_test[i:i + 1], targets[i:i + 1]), batch[i:i + 1])
+            assert np.array_equal(ens.contributions(X_test[i : i + 1], targets[i : i + 1]), batch[i : i + 1])
 
 
 def test_best_iteration_as_predict_uses_it(multiclass):
@@ -130,8 +130,8 @@ def test_threads_rows_and_blocks_do_not_change_results(multiclass):
     assert np.array_equal(ens.raw_scores(X, threads=2), raw)
     assert np.array_equal(ens.contributions(X, targets, threads=2), contrib)
     for i in (0, 5, 17):  # one row takes other code paths than a block
-        assert np.array_equal(ens.raw_scores(X[i:i + 1]), raw[i:i + 1])
-        assert np.array_equal(ens.contributions(X[i:i + 1], targets[i:i + 1]), contrib[i:i + 1])
+        assert np.array_equal(ens.raw_scores(X[i : i + 1]), raw[i : i + 1])
+        assert np.array_equal(ens.contributions(X[i : i + 1], targets[i : i + 1]), contrib[i : i + 1])
     assert np.array_equal(ens.raw_scores(X[:13]), raw[:13])  # a block of 8 and 5 single rows
 
 

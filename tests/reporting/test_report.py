@@ -33,9 +33,19 @@ def test_report_holds_every_section(report_file):
     page = report_file.read_text(encoding="utf-8")
     for key, heading in render.SECTIONS.items():
         assert f'<section id="{key}"><h2>{heading.replace("+", "+")}</h2>' in page.replace("&#x27;", "'"), key
-    for words in ("decision aid", "Not a diagnosis", "simulated patients", "exact posterior (ceiling)",
-                  "bootstrap intervals", "Example patient 1", "Missing data (11)", "Limitations (26)",
-                  "log-odds", "markedly worse", "DN4 &gt;= 4"):
+    for words in (
+        "decision aid",
+        "Not a diagnosis",
+        "simulated patients",
+        "exact posterior (ceiling)",
+        "bootstrap intervals",
+        "Example patient 1",
+        "Missing data (11)",
+        "Limitations (26)",
+        "log-odds",
+        "markedly worse",
+        "DN4 &gt;= 4",
+    ):
         assert words in page, words
 
 
@@ -86,10 +96,12 @@ def test_training_hands_its_objects_to_the_report(mlflow_store, monkeypatch):
     from painml.jobs import train
 
     cfg = load_config(REPO / "configs" / "smoke.yaml")
-    cfg = cfg.model_copy(update={
-        "data": cfg.data.model_copy(update={"n": 800}),
-        "models": tuple(m.model_copy(update={"n_estimators": 15}) if m.family == "gbm" else m for m in cfg.models),
-    })
+    cfg = cfg.model_copy(
+        update={
+            "data": cfg.data.model_copy(update={"n": 800}),
+            "models": tuple(m.model_copy(update={"n_estimators": 15}) if m.family == "gbm" else m for m in cfg.models),
+        }
+    )
     splits = []
     split_rows = train.split_rows
     monkeypatch.setattr(train, "split_rows", lambda y, c: splits.append(1) or split_rows(y, c))
@@ -134,17 +146,37 @@ def test_report_renders_in_headless_chromium(report_file, tmp_path):
 
     chromium = _chromium()
     if chromium is None:
-        pytest.skip("headless browser test skipped: no chromium on PATH (CI installs Debian's chromium in .ci/run; "
-                    "locally: apt-get install -y chromium)")
-    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
-             f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0"]
+        pytest.skip(
+            "headless browser test skipped: no chromium on PATH (CI installs Debian's chromium in .ci/run; "
+            "locally: apt-get install -y chromium)"
+        )
+    flags = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-extensions",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+    ]
     screenshot = tmp_path / "report.png"
-    shot = subprocess.run([*flags, "--window-size=1280,2400", f"--screenshot={screenshot}", report_file.as_uri()],
-                          capture_output=True, text=True, timeout=120)
+    shot = subprocess.run(
+        [*flags, "--window-size=1280,2400", f"--screenshot={screenshot}", report_file.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert screenshot.exists(), shot.stderr[-2000:]
-    console = [line for line in shot.stderr.splitlines() if "CONSOLE" in line or "Failed to load resource" in line
-               or "Uncaught" in line or "Not allowed to load" in line]
+    console = [
+        line
+        for line in shot.stderr.splitlines()
+        if "CONSOLE" in line or "Failed to load resource" in line or "Uncaught" in line or "Not allowed to load" in line
+    ]
     assert not console, console
     image = Image.open(screenshot).convert("RGB")
     assert image.size[0] >= 1000
@@ -152,10 +184,15 @@ def test_report_renders_in_headless_chromium(report_file, tmp_path):
     assert len(image.getcolors(maxcolors=1 << 20) or []) > 50, "the screenshot has almost no content"
 
     probe = tmp_path / "probe.html"
-    probe.write_text(report_file.read_text(encoding="utf-8").replace("</body>", _IMAGE_PROBE + "</body>"),
-                     encoding="utf-8")
-    dom = subprocess.run([*flags, "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
-                         capture_output=True, text=True, timeout=120)
+    probe.write_text(
+        report_file.read_text(encoding="utf-8").replace("</body>", _IMAGE_PROBE + "</body>"), encoding="utf-8"
+    )
+    dom = subprocess.run(
+        [*flags, "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     title = re.search(r"<title>images:(\d+) broken:(\d+)</title>", dom.stdout)
     assert title, dom.stderr[-2000:]
     assert int(title.group(1)) == len(DATA_URI.findall(report_file.read_text(encoding="utf-8")))

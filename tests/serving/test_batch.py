@@ -53,7 +53,7 @@ def test_batch_scores_like_the_predictor_and_keeps_join_columns(served, tmp_path
         elif column in ("dn4", "paindetect", "neupsig_grade"):
             np.testing.assert_array_equal(out[column].to_numpy(dtype=float), expected[column].to_numpy(dtype=float))
         else:
-            got = out[column].fillna("").astype(str).tolist()
+            got = out[column].astype(object).fillna("").astype(str).tolist()
             assert got == expected[column].fillna("").astype(str).tolist(), column
 
 
@@ -67,7 +67,9 @@ def test_errors_file_lists_exactly_the_bad_rows(served, tmp_path):
     assert list(problems[0]) == ["row", "column", "value", "expected"]
     assert {int(p["row"]) for p in problems} == set(BAD_ROWS)
     assert {(int(p["row"]), p["column"]) for p in problems} == {
-        *((row, column) for row, (column, _) in BAD_ROWS.items()), (7, "pd_burning")}
+        *((row, column) for row, (column, _) in BAD_ROWS.items()),
+        (7, "pd_burning"),
+    }
     assert next(p for p in problems if int(p["row"]) == 3)["value"] == "two hundred"
     assert (result.rows_read, result.rows_rejected, result.rows_scored) == (60, 4, 56)
     out = read_output(output)

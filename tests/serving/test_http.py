@@ -38,8 +38,8 @@ def test_the_three_ways_give_identical_results(client, served, tmp_path):
     """HTTP, a batch file and the CLI (one patient at a time) agree on every patient."""
     from typer.testing import CliRunner
 
-    from painml.serving.batch import read_output, score_file
     from painml.cli.serve import serve_app
+    from painml.serving.batch import read_output, score_file
 
     p = served.predictor
     records = served.records[:12]
@@ -50,8 +50,20 @@ def test_the_three_ways_give_identical_results(client, served, tmp_path):
     file_rows = read_output(tmp_path / "out.csv")
     runner = CliRunner()
     for i, record in enumerate(records):
-        result = runner.invoke(serve_app, ["predict", "--model", served.store.model_uri, "--tracking-uri",
-                                           served.store.uri, "--json", "--reasons", "3"], input=json.dumps(record))
+        result = runner.invoke(
+            serve_app,
+            [
+                "predict",
+                "--model",
+                served.store.model_uri,
+                "--tracking-uri",
+                served.store.uri,
+                "--json",
+                "--reasons",
+                "3",
+            ],
+            input=json.dumps(record),
+        )
         assert result.exit_code == 0, result.output
         cli = json.loads(result.stdout)
         assert cli == http_rows[i]
@@ -63,7 +75,8 @@ def test_the_three_ways_give_identical_results(client, served, tmp_path):
         assert row["prediction_set"] == "|".join(cli["prediction_set"])
         assert (row["flags"] if isinstance(row["flags"], str) else "") == "; ".join(cli["flags"])
         assert [row[f"reason_{k}"] for k in (1, 2, 3)] == [
-            f"{r['label']} ({r['direction']} {r['class_name']}, {r['size']:+.2f} log-odds)" for r in cli["reasons"]]
+            f"{r['label']} ({r['direction']} {r['class_name']}, {r['size']:+.2f} log-odds)" for r in cli["reasons"]
+        ]
 
 
 @pytest.mark.parametrize(
@@ -120,8 +133,9 @@ def test_size_limit_and_content_type(served):
         response = _post(small, [served.records[0]] * 10)
         assert response.status_code == 413
         assert "limit is 2,000" in response.json()["detail"]
-        chunked = small.post("/predict", content=iter([b"[" + b" " * 3000 + b"]"]),
-                             headers={"content-type": "application/json"})
+        chunked = small.post(
+            "/predict", content=iter([b"[" + b" " * 3000 + b"]"]), headers={"content-type": "application/json"}
+        )
         assert chunked.status_code == 413
         form = small.post("/predict", data={"age": "50"})
         assert form.status_code == 415
@@ -151,8 +165,11 @@ def test_a_bug_is_a_500_without_internals(served, monkeypatch):
 
 
 def test_health_model_and_docs(client, served):
-    assert client.get("/health").json() == {"status": "ok", "model": served.predictor.name,
-                                           "version": served.predictor.version}
+    assert client.get("/health").json() == {
+        "status": "ok",
+        "model": served.predictor.name,
+        "version": served.predictor.version,
+    }
     model = client.get("/model").json()
     assert model["classes"] == served.predictor.classes
     assert model["lineage"]["source"] == "simulate"

@@ -4,25 +4,24 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from dataclasses import replace
-
 from painml.explain import reasons as explain_reasons
 from painml.explain import shap as explain
 from painml.features import screening
+from painml.model.bundle import ModelBundle
 from painml.model.compiled.compile import compile_estimator
 from painml.model.compiled.runtime import CompiledModel
-from painml.record import gate, schema
-from painml.tracking import registry
-from painml.model.bundle import ModelBundle
-from painml.record.columns import BY_NAME, INPUT_COLUMNS
 from painml.model.conformal import prediction_sets
+from painml.record import gate, schema
+from painml.record.columns import BY_NAME, INPUT_COLUMNS
 from painml.serving.predictor import ModelNotFound, Predictor
 from painml.simulator.simulate import simulate
+from painml.tracking import registry
 
 
 def _features(served) -> pd.DataFrame:
@@ -41,8 +40,9 @@ def _assert_rows_equal(one: dict, other: dict) -> None:
     for key in one:
         if key == "reasons":
             assert [{**r, "size": None} for r in one[key]] == [{**r, "size": None} for r in other[key]]
-            np.testing.assert_allclose([r["size"] for r in one[key]], [r["size"] for r in other[key]], rtol=1e-12,
-                                       atol=1e-12)
+            np.testing.assert_allclose(
+                [r["size"] for r in one[key]], [r["size"] for r in other[key]], rtol=1e-12, atol=1e-12
+            )
         else:
             assert one[key] == other[key], key
 
@@ -72,7 +72,10 @@ def test_local_registry_read_agrees_with_mlflow(served, monkeypatch):
     monkeypatch.setattr(registry, "_sqlite_model_version", lambda store, uri: None)
     via_mlflow = Predictor.from_uri(store.model_uri, tracking_uri=store.uri)
     assert (via_mlflow.name, via_mlflow.version, via_mlflow.run_id) == (
-        served.predictor.name, served.predictor.version, served.predictor.run_id)
+        served.predictor.name,
+        served.predictor.version,
+        served.predictor.run_id,
+    )
     assert via_mlflow.metrics == served.predictor.metrics
     features = _features(served)
     np.testing.assert_array_equal(via_mlflow.predict_proba(features), served.predictor.predict_proba(features))
@@ -92,8 +95,9 @@ def test_version_run_and_folder_uris(served):
 
 def test_missing_models_are_reported_not_raised_raw(served, tmp_path):
     with pytest.raises(ModelNotFound, match="no alias 'nope'|nope"):
-        Predictor.from_uri(f"models:/{served.store.config.tracking.registered_model}@nope",
-                           tracking_uri=served.store.uri)
+        Predictor.from_uri(
+            f"models:/{served.store.config.tracking.registered_model}@nope", tracking_uri=served.store.uri
+        )
     with pytest.raises(ModelNotFound, match="not a models:/ or runs:/ URI"):
         Predictor.from_uri(str(tmp_path / "nothing-here"))
 
@@ -149,8 +153,9 @@ def test_fast_reasons_equal_top_reasons(served, family):
     scored = p.score_records(records, reasons=4)
     expected = explain.top_reasons(p.bundle, records.features, records.frame, k=4, class_index=scored.best)
     for mine, theirs in zip(scored.reasons, expected):
-        assert [(r.feature, r.label, r.value, r.direction, r.class_name) for r in mine] == \
-               [(r.feature, r.label, r.value, r.direction, r.class_name) for r in theirs]
+        assert [(r.feature, r.label, r.value, r.direction, r.class_name) for r in mine] == [
+            (r.feature, r.label, r.value, r.direction, r.class_name) for r in theirs
+        ]
         np.testing.assert_allclose([r.size for r in mine], [r.size for r in theirs], rtol=1e-12, atol=1e-12)
 
 
@@ -169,8 +174,9 @@ def test_compiled_trees_reproduce_lightgbm(served):
     n = len(X)
     np.testing.assert_array_equal(compiled.decision(X), booster.predict(X, raw_score=True))
     for i in range(5):
-        np.testing.assert_array_equal(compiled.decision(X[i:i + 1], threads=1), booster.predict(X[i:i + 1],
-                                                                                                raw_score=True))
+        np.testing.assert_array_equal(
+            compiled.decision(X[i : i + 1], threads=1), booster.predict(X[i : i + 1], raw_score=True)
+        )
     full = booster.predict(X, pred_contrib=True).reshape(n, len(served.predictor.classes), -1)
     targets = np.arange(n) % 3
     values = compiled.contributions(X, targets)
@@ -211,7 +217,7 @@ def test_a_compiled_file_that_cannot_serve_is_not_used(served, tmp_path, caplog,
         family = "logistic" if served.predictor.metadata.family == "gbm" else "gbm"
         other = Predictor.from_uri(f"runs:/{served.store.result.run_id}/{family}", tracking_uri=served.store.uri)
         shutil.copy(other.folder / COMPILED_FILE, folder / COMPILED_FILE)
-    with caplog.at_level(logging.WARNING, logger="painml.bundle"):
+    with caplog.at_level(logging.WARNING, logger="painml.model.bundle"):
         p = Predictor.from_folder(folder)
         rows = p.predict_many(served.records[:5], reasons=2)
     assert COMPILED_FILE in caplog.text
@@ -268,14 +274,32 @@ def test_reasons_out_of_range_are_refused(served):
 def _spellings(column) -> tuple[list, list]:
     """(ordinary values, edge cases) for one column: the edge cases are the schema's to judge."""
     if column.kind == "binary":
-        return ([True, False, 1, 0, 1.0, "yes", " No ", "TRUE", "t", "1.0", None],
-                ["maybe", 2, -1, "", float("nan"), [1], "1.5", "  "])
+        return (
+            [True, False, 1, 0, 1.0, "yes", " No ", "TRUE", "t", "1.0", None],
+            ["maybe", 2, -1, "", float("nan"), [1], "1.5", "  "],
+        )
     if column.kind in ("integer", "number"):
         low = column.low if column.low is not None else 0
         high = column.high if column.high is not None else low + 100
-        return ([low, high, int(low) + 1, float(int(low) + 2), str(int(low) + 1), f" {int(low) + 2} ", None],
-                [(low + high) / 2 + 0.5, "7.5", "1e1", low - 1, high + 1, True, "abc", "", float("inf"), "nan",
-                 10**400, -0.0, "+5", "٣"])
+        return (
+            [low, high, int(low) + 1, float(int(low) + 2), str(int(low) + 1), f" {int(low) + 2} ", None],
+            [
+                (low + high) / 2 + 0.5,
+                "7.5",
+                "1e1",
+                low - 1,
+                high + 1,
+                True,
+                "abc",
+                "",
+                float("inf"),
+                "nan",
+                10**400,
+                -0.0,
+                "+5",
+                "٣",
+            ],
+        )
     if column.kind == "category":
         first = column.allowed[0]
         return [first, first.upper(), f" {first} ", None], ["not-a-value", 1, True, "", 1.5]
@@ -341,12 +365,20 @@ def _with_profile(predictor: Predictor, **changes) -> Predictor:
 
 
 def test_flags_name_what_training_never_saw(served):
-    p = _with_profile(served.predictor, blocks_seen=("dn4_interview", "examination", "tests"),
-                      categories={**served.predictor.metadata.training_profile.categories,
-                                  "skin_biopsy": ("normal",)})
+    p = _with_profile(
+        served.predictor,
+        blocks_seen=("dn4_interview", "examination", "tests"),
+        categories={**served.predictor.metadata.training_profile.categories, "skin_biopsy": ("normal",)},
+    )
     lo, hi = p.metadata.training_profile.numeric_ranges["age"]
-    base = {"patient_id": "f1", "age": hi + 1 if hi < 105 else lo - 1, "site": "clinic_mars",
-            "skin_biopsy": "abnormal", "pd_burning": 3, "burning": True}
+    base = {
+        "patient_id": "f1",
+        "age": hi + 1 if hi < 105 else lo - 1,
+        "site": "clinic_mars",
+        "skin_biopsy": "abnormal",
+        "pd_burning": 3,
+        "burning": True,
+    }
     row = p.predict_one(base)
     text = " | ".join(row["flags"])
     assert "age" in text and "training range" in text

@@ -9,8 +9,8 @@ import pandas as pd
 from fastapi.testclient import TestClient
 
 from painml.record import schema
-from painml.tracking import store
 from painml.record.columns import BY_NAME
+from painml.tracking import store
 
 
 def _signature_frame(frame: pd.DataFrame) -> pd.DataFrame:

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import log_loss
 
+from painml.record.schema import load_records
 from painml.simulator import clinical_tables as T
 from painml.simulator.realism import evaluate_realism
-from painml.record.schema import load_records
 from painml.simulator.simulate import CONDITIONS, PRESETS, TRUTH_COLUMNS, exact_posterior, simulate, write_cohort
 
 P_COLUMNS = [f"true_p_{m}" for m in T.MECHANISMS]
@@ -112,8 +112,20 @@ def test_no_model_beats_the_exact_posterior(cohort):
     records = load_records(cohort, require_label=True)
     X, y = records.features, records.label.to_numpy(dtype=object)
     train, test = slice(0, 14_000), slice(14_000, None)
-    features = build_features("gbm", ("demographics", "pain_history", "dn4_interview", "descriptors", "paindetect",
-                                       "examination", "tests", "comorbidities", "screening"))
+    features = build_features(
+        "gbm",
+        (
+            "demographics",
+            "pain_history",
+            "dn4_interview",
+            "descriptors",
+            "paindetect",
+            "examination",
+            "tests",
+            "comorbidities",
+            "screening",
+        ),
+    )
     model = LGBMClassifier(n_estimators=200, learning_rate=0.05, num_leaves=15, min_child_samples=40, verbose=-1)
     model.fit(features.fit_transform(X.iloc[train]), y[train])
     labels = list(model.classes_)

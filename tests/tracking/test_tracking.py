@@ -14,8 +14,8 @@ from mlflow import MlflowClient
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-from painml.tracking import registry, runs, store
 from painml.record.files import file_sha256
+from painml.tracking import registry, runs, store
 
 # Requirement inference starts a subprocess that re-imports the model (about 12 s here).
 FAST_REQUIREMENTS = ["mlflow", "scikit-learn", "skops"]

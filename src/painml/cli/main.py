@@ -43,6 +43,8 @@ def _root(
 ) -> None:
     """Classify chronic pain as neuropathic, nociceptive or mixed: simulate, validate, train, promote,
     explain, report and serve."""
+
+
 console = Console(width=max(Console().width, 120))
 err = Console(stderr=True)
 
@@ -143,7 +145,13 @@ def train(
         err.print(f"[red]invalid configuration[/]\n{error}")
         raise typer.Exit(2) from None
     try:
-        result = run_training(cfg, tracking_uri=tracking_uri, promote_now=promote, console=console)
+        result = run_training(
+            cfg,
+            tracking_uri=tracking_uri,
+            promote_now=promote,
+            console=console,
+            report_dir=lambda run_id: Path("outputs") / f"run-{run_id[:8]}",
+        )
     except SchemaError as error:
         err.print(f"[red]the training data is not valid[/]\n{error.report()}")
         raise typer.Exit(1) from None
@@ -168,34 +176,40 @@ def _print_result(result, cfg) -> None:
     for col in ("tool", "coverage", "sensitivity", "specificity", "balanced accuracy", "AUROC"):
         table.add_column(col, justify="left" if col == "tool" else "right")
     for _, b in tools.iterrows():
-        table.add_row(b["baseline"], f"{b['coverage']:.0%}", *map(numbers, b[["sensitivity", "specificity",
-                                                                           "balanced_accuracy", "auroc"]]))
+        table.add_row(
+            b["baseline"],
+            f"{b['coverage']:.0%}",
+            *map(numbers, b[["sensitivity", "specificity", "balanced_accuracy", "auroc"]]),
+        )
     console.print(table)
     for family, r in result.families.items():
         gap = ""
         if result.oracle:
-            gap = (f"; gap to ceiling: log-loss +{r.metrics['test_log_loss'] / result.oracle['oracle_log_loss'] - 1:.1%}"
-                   f", macro-F1 {r.metrics['test_macro_f1'] - result.oracle['oracle_macro_f1']:+.3f}")
-        console.print(f"{family}: fitted in {r.fit_seconds:.1f} s; {cfg.conformal_confidence:.0%} conformal sets "
-                      f"cover {r.metrics['test_conformal_coverage']:.1%} of test patients{gap}")
+            gap = (
+                f"; gap to ceiling: log-loss +{r.metrics['test_log_loss'] / result.oracle['oracle_log_loss'] - 1:.1%}"
+                f", macro-F1 {r.metrics['test_macro_f1'] - result.oracle['oracle_macro_f1']:+.3f}"
+            )
+        console.print(
+            f"{family}: fitted in {r.fit_seconds:.1f} s; {cfg.conformal_confidence:.0%} conformal sets "
+            f"cover {r.metrics['test_conformal_coverage']:.1%} of test patients{gap}"
+        )
     console.print(f"MLflow run {result.run_id}; winner by {cfg.tracking.primary_metric}: [bold]{result.winner}[/]")
     if result.registered_version:
-        console.print(f"registered {cfg.tracking.registered_model} version {result.registered_version} "
-                      "with alias 'candidate'")
+        console.print(
+            f"registered {cfg.tracking.registered_model} version {result.registered_version} with alias 'candidate'"
+        )
     if result.promotion:
         console.print(result.promotion)
-    if result.report:
-        import mlflow
-
-        folder = Path("outputs") / f"run-{result.run_id[:8]}"
-        local = mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path=result.report, dst_path=str(folder))
-        console.print(f"reviewer report: [bold]{local}[/] (also in the run's artifacts: {result.report})")
+    if result.report_file:
+        console.print(f"reviewer report: [bold]{result.report_file}[/] (also in the run's artifacts: {result.report})")
 
 
 @app.command()
 def promote(
     name: Annotated[str, typer.Option("--name", help="Registered model name.")] = DEFAULT_MODEL_NAME,
-    version: Annotated[str | None, typer.Option("--version", help="Version to promote; default: the candidate.")] = None,
+    version: Annotated[
+        str | None, typer.Option("--version", help="Version to promote; default: the candidate.")
+    ] = None,
     data: Annotated[Path | None, typer.Option("--data", help="Labelled held-out file to compare on.")] = None,
     tracking_uri: TrackingOption = None,
 ) -> None:
@@ -207,7 +221,9 @@ def promote(
 
 @app.command()
 def explain(
-    model: Annotated[str, typer.Option("--model", help="models:/NAME@alias, models:/NAME/VERSION, runs:/... or a folder.")],
+    model: Annotated[
+        str, typer.Option("--model", help="models:/NAME@alias, models:/NAME/VERSION, runs:/... or a folder.")
+    ],
     input: Annotated[Path, typer.Option("--input", help="Cohort file (CSV or Parquet) to explain.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the plots.")],
     patient_id: Annotated[
@@ -270,13 +286,17 @@ def _score_sample(source: Path, output: Path) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     predictor = Predictor.from_uri()
     result = score_file(predictor, source, output, reasons=3, progress=False)
-    console.print(f"scored {result.rows_scored:,} patients from {source} with {predictor.name} "
-                  f"v{predictor.version} into [bold]{output}[/] in {result.seconds:.1f} s")
+    console.print(
+        f"scored {result.rows_scored:,} patients from {source} with {predictor.name} "
+        f"v{predictor.version} into [bold]{output}[/] in {result.seconds:.1f} s"
+    )
     shown = pd.read_csv(output).head(5)
     for _, row in shown.iterrows():
         classes = ", ".join(f"{c} {row[f'p_{c}']:.0%}" for c in predictor.classes)
-        console.print(f"[bold]{row['patient_id']}[/]: {row['predicted_class']} ({classes}); "
-                      f"prediction set {{{row['prediction_set'].replace('|', ', ')}}}")
+        console.print(
+            f"[bold]{row['patient_id']}[/]: {row['predicted_class']} ({classes}); "
+            f"prediction set {{{row['prediction_set'].replace('|', ', ')}}}"
+        )
         for i in (1, 2, 3):
             if isinstance(row.get(f"reason_{i}"), str):
                 console.print(f"    {row[f'reason_{i}']}")

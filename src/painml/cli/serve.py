@@ -47,6 +47,7 @@ DEFAULT_MODEL = DEFAULT_MODEL_URI
 
 
 def _load(model: str, tracking_uri: str | None):
+    # lazy: each command imports only what it runs (a one-patient command starts in well under a second)
     from painml.serving.predictor import ModelNotFound, Predictor
 
     try:
@@ -61,8 +62,10 @@ def _load(model: str, tracking_uri: str | None):
 def predict(
     fields: Annotated[
         list[str] | None,
-        typer.Argument(help="The patient as FIELD=VALUE pairs (e.g. age=70 brush_allodynia=true); else JSON input.",
-                       show_default=False),
+        typer.Argument(
+            help="The patient as FIELD=VALUE pairs (e.g. age=70 brush_allodynia=true); else JSON input.",
+            show_default=False,
+        ),
     ] = None,
     model: ModelOption = DEFAULT_MODEL,
     input: Annotated[
@@ -133,6 +136,7 @@ def _read_payload(fields: list[str] | None, input: Path | None) -> Any:
 
 
 def _summary(row: dict[str, Any], predictor) -> None:
+    # lazy: each command imports only what it runs (a one-patient command starts in well under a second)
     from painml.features import screening
 
     who = row.get("patient_id") or "(no patient_id)"
@@ -156,8 +160,9 @@ def _summary(row: dict[str, Any], predictor) -> None:
         out.print(f"  [yellow]flag[/]: {flag}")
     for reason in row.get("reasons") or []:
         sign = "+" if reason["size"] >= 0 else "-"
-        out.print(f"  {sign} {reason['label']} ({reason['direction']} {reason['class_name']}, "
-                  f"{reason['size']:+.2f} log-odds)")
+        out.print(
+            f"  {sign} {reason['label']} ({reason['direction']} {reason['class_name']}, {reason['size']:+.2f} log-odds)"
+        )
 
 
 def _num(value: Any) -> str:
@@ -174,12 +179,18 @@ def batch(
     reasons: Annotated[int, typer.Option("--reasons", "-k", min=0, max=10, help="Top reasons per row.")] = 0,
     chunksize: Annotated[int, typer.Option("--chunksize", min=1, help="Rows per chunk (bounds memory).")] = 50_000,
     threads: Annotated[
-        int | None, typer.Option("--threads", min=0, help="Threads for trees and explanations (0 = one per 2,000 rows of a chunk, up to every core).")
+        int | None,
+        typer.Option(
+            "--threads",
+            min=0,
+            help="Threads for trees and explanations (0 = one per 2,000 rows of a chunk, up to every core).",
+        ),
     ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
     tracking_uri: TrackingOption = None,
 ) -> None:
     """Score a CSV or Parquet file; rows that fail validation go to OUTPUT.errors.csv."""
+    # lazy: each command imports only what it runs (a one-patient command starts in well under a second)
     from painml.serving.batch import OUTPUT_KINDS, score_file
 
     if output.suffix.lower() not in OUTPUT_KINDS:
@@ -190,8 +201,16 @@ def batch(
         raise typer.Exit(2)
     predictor = _load(model, tracking_uri)
     try:
-        result = score_file(predictor, input, output, chunksize=chunksize, reasons=reasons, progress=progress,
-                            threads=threads, console=err)
+        result = score_file(
+            predictor,
+            input,
+            output,
+            chunksize=chunksize,
+            reasons=reasons,
+            progress=progress,
+            threads=threads,
+            console=err,
+        )
     except SchemaError as error:
         err.print(f"[red]{input.name} cannot be scored[/]; no output was written")
         err.print(error.report(), markup=False)
@@ -200,15 +219,18 @@ def batch(
         err.print(f"{error}")
         raise typer.Exit(2) from None
     shares = ", ".join(f"{c} {n / max(1, result.rows_scored):.0%}" for c, n in sorted(result.predicted.items()))
-    out.print(f"scored {result.rows_scored:,} of {result.rows_read:,} rows in {result.seconds:.1f} s "
-              f"({result.rows_per_second:,.0f} rows/s) -> [bold]{output}[/]")
+    out.print(
+        f"scored {result.rows_scored:,} of {result.rows_read:,} rows in {result.seconds:.1f} s "
+        f"({result.rows_per_second:,.0f} rows/s) -> [bold]{output}[/]"
+    )
     if shares:
         out.print(f"predicted: {shares}")
     for notice in result.notices:
         out.print(f"[dim]note: {notice}[/]")
     if result.errors is not None:
-        err.print(f"[yellow]{result.rows_rejected:,} rows set aside[/] ({result.problems:,} problems): "
-                  f"see {result.errors}")
+        err.print(
+            f"[yellow]{result.rows_rejected:,} rows set aside[/] ({result.problems:,} problems): see {result.errors}"
+        )
         raise typer.Exit(1)
 
 
@@ -225,8 +247,10 @@ def http(
     tracking_uri: TrackingOption = None,
 ) -> None:
     """Serve POST /predict, GET /health, GET /model and the OpenAPI docs (/docs) with uvicorn."""
+    # lazy: each command imports only what it runs (a one-patient command starts in well under a second)
     import uvicorn
 
+    # lazy: each command imports only what it runs (a one-patient command starts in well under a second)
     from painml.serving.http import create_app
 
     predictor = _load(model, tracking_uri)

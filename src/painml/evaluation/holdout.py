@@ -48,13 +48,21 @@ def evaluate_family(bundle: ModelBundle, data: Dataset, rows: dict[str, np.ndarr
     return metrics, proba, tables
 
 
-def comparison_table(results: dict[str, FamilyResult], oracle: dict[str, float], baselines: pd.DataFrame) -> pd.DataFrame:
+def comparison_table(
+    results: dict[str, FamilyResult], oracle: dict[str, float], baselines: pd.DataFrame
+) -> pd.DataFrame:
     """Three-class view on the same test rows: each model, the exact-posterior ceiling, painDETECT bands."""
     keys = ["macro_f1", "balanced_accuracy", "accuracy", "log_loss", "brier", "ece", "auroc_neuropathic"]
     rows = [{"model": family, **{k: r.metrics.get(f"test_{k}", np.nan) for k in keys}} for family, r in results.items()]
     if oracle:
         rows.append({"model": "exact posterior (ceiling)", **{k: oracle.get(f"oracle_{k}", np.nan) for k in keys}})
     for _, b in baselines[baselines["question"] == "3 classes"].iterrows():
-        rows.append({"model": b["baseline"], "macro_f1": b["macro_f1"], "balanced_accuracy": b["balanced_accuracy"],
-                     "accuracy": b["accuracy"]})
+        rows.append(
+            {
+                "model": b["baseline"],
+                "macro_f1": b["macro_f1"],
+                "balanced_accuracy": b["balanced_accuracy"],
+                "accuracy": b["accuracy"],
+            }
+        )
     return pd.DataFrame(rows, columns=["model", *keys]).set_index("model")

@@ -405,5 +405,3 @@ def ceiling_gap(
         "gap_log_loss": float(model_ll / oracle_ll - 1) if oracle_ll > 0 else np.nan,
         "gap_macro_f1": float(oracle[f"{prefix_oracle}macro_f1"] - model_metrics[f"{prefix_model}macro_f1"]),
     }
-
-

@@ -13,6 +13,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import LinearSegmentedColormap, Normalize
+from matplotlib.figure import Figure
 
 from painml.explain.shap import Explanation, numeric_data
 from painml.record.columns import BY_NAME
@@ -30,18 +33,29 @@ def file_stem(name: str) -> str:
     """A file-name-safe form of a class, feature or patient id."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("._") or "patient"
 
+
 MAX_DISPLAY = 15
 
 
 DEPENDENCE_FEATURES = 6
 
 
-BEESWARM_NOTE = ("Each dot is one patient. Colour: the feature's value from low or absent (blue) to high or present "
-                 "(red); grey: not recorded; green: a category with several levels (see its dependence plot).")
+BEESWARM_NOTE = (
+    "Each dot is one patient. Colour: the feature's value from low or absent (blue) to high or present "
+    "(red); grey: not recorded; green: a category with several levels (see its dependence plot)."
+)
 
 
-def _margins(fig, labels: Sequence[str], width: float, height: float, fontsize: float = 10, top: float = 0.75,
-             bottom: float = 0.65, right: float = 0.97) -> None:
+def _margins(
+    fig,
+    labels: Sequence[str],
+    width: float,
+    height: float,
+    fontsize: float = 10,
+    top: float = 0.75,
+    bottom: float = 0.65,
+    right: float = 0.97,
+) -> None:
     """Fixed margins (inches) sized to the longest y label: constrained layout measures every text, slowly."""
     longest = max((len(str(label)) for label in labels), default=10)
     left = (0.0068 * fontsize * longest + 0.75) / width
@@ -58,14 +72,13 @@ def _class_pos(explanation: Explanation, k: int | str) -> int:
 
 def mean_abs(explanation: Explanation) -> pd.DataFrame:
     """Mean |SHAP| per feature (rows) and class (columns), largest overall first."""
-    table = pd.DataFrame(np.abs(explanation.values).mean(axis=0), index=explanation.feature_names,
-                         columns=explanation.classes)
+    table = pd.DataFrame(
+        np.abs(explanation.values).mean(axis=0), index=explanation.feature_names, columns=explanation.classes
+    )
     return table.loc[table.sum(axis=1).sort_values(ascending=False).index]
 
 
 def _value_cmap():
-    from matplotlib.colors import LinearSegmentedColormap
-
     # shap's blue-purple-red: no grey in the middle, so grey can mean "not recorded"
     return LinearSegmentedColormap.from_list("painml_values", ["#1e88e5", "#7c4dbb", "#ff0052"])
 
@@ -104,10 +117,6 @@ def _scaled_colours(values: np.ndarray) -> np.ndarray:
 
 def plot_beeswarm(explanation: Explanation, k: int | str, max_display: int = MAX_DISPLAY, title: str | None = None):
     """One dot per patient and feature: where the feature pushed this class's log-odds."""
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
-    from matplotlib.figure import Figure
-
     k = _class_pos(explanation, k)
     cls = explanation.classes[k]
     values = explanation.values[:, :, k]
@@ -126,7 +135,9 @@ def plot_beeswarm(explanation: Explanation, k: int | str, max_display: int = MAX
         missing = ~np.isfinite(c)
         spec = BY_NAME.get(explanation.feature_names[j])
         # a category's levels have no low-high order: one neutral colour, its effect is in the dependence plot
-        colours = _CATEGORY if spec is not None and spec.kind == "category" and len(spec.allowed) > 2 else cmap(c[~missing])
+        colours = (
+            _CATEGORY if spec is not None and spec.kind == "category" and len(spec.allowed) > 2 else cmap(c[~missing])
+        )
         ax.scatter(x[missing], y[missing], s=9, color=_MISSING, alpha=0.7, linewidths=0, rasterized=True)
         ax.scatter(x[~missing], y[~missing], s=9, c=colours, alpha=0.85, linewidths=0, rasterized=True)
     ax.axvline(0, color="#555555", linewidth=0.8)
@@ -144,8 +155,6 @@ def plot_beeswarm(explanation: Explanation, k: int | str, max_display: int = MAX
 
 def plot_bar(explanation: Explanation, k: int | str, max_display: int = MAX_DISPLAY, title: str | None = None):
     """Mean |SHAP| per feature for one class: how much each feature moves it on average."""
-    from matplotlib.figure import Figure
-
     k = _class_pos(explanation, k)
     cls = explanation.classes[k]
     table = mean_abs(explanation)[cls].sort_values(ascending=False).iloc[:max_display][::-1]
@@ -167,8 +176,6 @@ def plot_bar(explanation: Explanation, k: int | str, max_display: int = MAX_DISP
 
 def plot_class_comparison(explanation: Explanation, max_display: int = MAX_DISPLAY, title: str | None = None):
     """Mean |SHAP| per feature, one bar per class side by side."""
-    from matplotlib.figure import Figure
-
     table = mean_abs(explanation).iloc[:max_display][::-1]
     n_classes = len(explanation.classes)
     names = [display_name(f) for f in table.index]
@@ -179,8 +186,13 @@ def plot_class_comparison(explanation: Explanation, max_display: int = MAX_DISPL
     height = 0.8 / n_classes
     colours = ["#2ca02c", "#d62728", "#9467bd", "#ff7f0e", "#1f77b4", "#8c564b"]
     for c, cls in enumerate(explanation.classes):
-        ax.barh(np.arange(len(table)) + ((n_classes - 1) / 2 - c) * height, table[cls].to_numpy(), height=height,
-                label=cls, color=colours[c % len(colours)])
+        ax.barh(
+            np.arange(len(table)) + ((n_classes - 1) / 2 - c) * height,
+            table[cls].to_numpy(),
+            height=height,
+            label=cls,
+            color=colours[c % len(colours)],
+        )
     ax.set_yticks(range(len(table)), names, fontsize=10)
     ax.set_xlabel("mean |SHAP value| (log-odds of each class: " + ", ".join(explanation.classes) + ")", fontsize=10)
     ax.set_ylabel("feature", fontsize=10)
@@ -203,24 +215,28 @@ def _categories(feature: str, shown: pd.Series) -> list[Any] | None:
 
 def plot_dependence(explanation: Explanation, feature: str, title: str | None = None):
     """SHAP value against the recorded value of one feature, one panel per class."""
-    from matplotlib.figure import Figure
-
     j = explanation.feature_names.index(feature)
     shown = explanation.data[feature]
     levels = _categories(feature, shown)
     n_classes = len(explanation.classes)
     fig = Figure(figsize=(4.2 * n_classes, 4.4))
     rotate = levels is not None and len(levels) > 3
-    fig.subplots_adjust(left=0.75 / (4.2 * n_classes), right=0.99, top=0.86, bottom=0.3 if rotate else 0.14,
-                        wspace=0.28)
+    fig.subplots_adjust(
+        left=0.75 / (4.2 * n_classes), right=0.99, top=0.86, bottom=0.3 if rotate else 0.14, wspace=0.28
+    )
     axes = np.atleast_1d(fig.subplots(1, n_classes, sharey=True))
     rng = np.random.default_rng(0)
     raw = shown.to_numpy()
     missing = pd.isna(shown).to_numpy()
     if levels is not None:
         position = {v: i for i, v in enumerate(levels)}
-        x = np.array([np.nan if m else position.get(v if isinstance(v, str) else float(v), np.nan)
-                      for v, m in zip(raw, missing)], dtype=float)
+        x = np.array(
+            [
+                np.nan if m else position.get(v if isinstance(v, str) else float(v), np.nan)
+                for v, m in zip(raw, missing)
+            ],
+            dtype=float,
+        )
         x = x + rng.uniform(-0.18, 0.18, len(x))
         ticks = list(range(len(levels)))
         labels = [display_value(feature, v) for v in levels]
@@ -242,8 +258,16 @@ def plot_dependence(explanation: Explanation, feature: str, title: str | None = 
         y = explanation.values[:, j, k]
         ax.scatter(x[~missing], y[~missing], s=8, alpha=0.5, color=_POS, linewidths=0, rasterized=True)
         if missing.any():
-            ax.scatter(x[missing], y[missing], s=8, alpha=0.5, color=_MISSING, linewidths=0, rasterized=True,
-                       label=display_value(feature, None))
+            ax.scatter(
+                x[missing],
+                y[missing],
+                s=8,
+                alpha=0.5,
+                color=_MISSING,
+                linewidths=0,
+                rasterized=True,
+                label=display_value(feature, None),
+            )
         ax.axhline(0, color="#555555", linewidth=0.8)
         if ticks is not None:
             ax.set_xticks(ticks, labels, rotation=30 if rotate else 0, ha="right" if rotate else "center", fontsize=9)
@@ -257,11 +281,15 @@ def plot_dependence(explanation: Explanation, feature: str, title: str | None = 
     return fig
 
 
-def plot_waterfall(explanation: Explanation, row: int, k: int | str | None = None, max_display: int = 10,
-                   title: str | None = None, subtitle: str | None = None):
+def plot_waterfall(
+    explanation: Explanation,
+    row: int,
+    k: int | str | None = None,
+    max_display: int = 10,
+    title: str | None = None,
+    subtitle: str | None = None,
+):
     """One patient: from the average patient's log-odds to this patient's, feature by feature."""
-    from matplotlib.figure import Figure
-
     k = int(explanation.predicted[row]) if k is None else _class_pos(explanation, k)
     cls = explanation.classes[k]
     values = explanation.values[row, :, k]
@@ -276,8 +304,9 @@ def plot_waterfall(explanation: Explanation, row: int, k: int | str | None = Non
     # fixed margins instead of constrained layout: measuring every label costs more than drawing them
     longest = max(len(label) for label, _ in items)
     fig = Figure(figsize=(9.5, height))
-    fig.subplots_adjust(left=min(0.55, (0.068 * longest + 0.75) / 9.5), right=0.97, top=1 - 1.05 / height,
-                        bottom=0.6 / height)
+    fig.subplots_adjust(
+        left=min(0.55, (0.068 * longest + 0.75) / 9.5), right=0.97, top=1 - 1.05 / height, bottom=0.6 / height
+    )
     ax = fig.subplots()
     total = base + sum(v for _, v in items)  # the top bar ends at this patient's logit
     # from the bottom (the smallest contributions) to the top (the largest), starting at the base value
@@ -286,10 +315,16 @@ def plot_waterfall(explanation: Explanation, row: int, k: int | str | None = Non
     for _, v in items:
         lefts.append(left)
         left += v
-    for y, ((label, v), l0) in enumerate(zip(items, lefts)):
+    for y, ((_, v), l0) in enumerate(zip(items, lefts)):
         ax.barh(y, v, left=l0, color=_POS if v >= 0 else _NEG, height=0.7)
-        ax.text(l0 + v, y, f" {v:+.2f} " if v >= 0 else f" {v:+.2f} ", va="center",
-                ha="left" if v >= 0 else "right", fontsize=8)
+        ax.text(
+            l0 + v,
+            y,
+            f" {v:+.2f} " if v >= 0 else f" {v:+.2f} ",
+            va="center",
+            ha="left" if v >= 0 else "right",
+            fontsize=8,
+        )
     ax.set_yticks(range(len(items)), [label for label, _ in items], fontsize=9.5)
     ax.axvline(base, color="#555555", linestyle="--", linewidth=0.9)
     ax.axvline(total, color="#000000", linewidth=0.9)
@@ -303,8 +338,9 @@ def plot_waterfall(explanation: Explanation, row: int, k: int | str | None = Non
     def align(x: float) -> str:
         return "left" if x < lo + 0.3 * (hi - lo) else "right" if x > lo + 0.7 * (hi - lo) else "center"
 
-    ax.text(base, len(items) - 0.35, f"average patient {base:.2f}", ha=align(base), va="bottom", fontsize=8,
-            color="#555555")
+    ax.text(
+        base, len(items) - 0.35, f"average patient {base:.2f}", ha=align(base), va="bottom", fontsize=8, color="#555555"
+    )
     p = float(explanation.proba[row, k])
     ax.text(total, -0.9, f"this patient {total:.2f} (probability {p:.0%})", ha=align(total), va="top", fontsize=8)
     ax.set_ylim(-1.3, len(items) + 0.1)

@@ -53,7 +53,7 @@ def largest(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 def folded_names(encoded: Sequence[str], sources: Mapping[str, str]) -> list[str]:
     """Record columns in schema order, then screening scores, then anything else."""
-    origins = set(sources[n] for n in encoded)
+    origins = {sources[n] for n in encoded}
     folded = [c for c in (*FEATURE_COLUMNS, *screening.SCORE_NAMES) if c in origins]
     return folded + sorted(origins - set(folded))
 
@@ -74,6 +74,8 @@ def reasons_text(explanation: Any, row: int, k: int | None = None, n: int = 3) -
     out = []
     for j in np.argsort(-np.abs(values))[:n]:
         v = float(values[j])
-        out.append(f"{explanation.label(row, explanation.feature_names[j])} pushed "
-                   f"{TOWARDS if v >= 0 else AWAY} {cls} ({v:+.2f} log-odds)")
+        out.append(
+            f"{explanation.label(row, explanation.feature_names[j])} pushed "
+            f"{TOWARDS if v >= 0 else AWAY} {cls} ({v:+.2f} log-odds)"
+        )
     return out

@@ -4,7 +4,7 @@ What is explained, exactly. Both families produce one raw score per class
 (LightGBM's raw margin, the logistic model's decision function) and the
 bundle's temperature calibration turns them into probabilities as
 ``p = softmax(beta * raw)``. Every value here is scaled by ``beta``
-(:attr:`painml.bundle.ModelBundle.temperature_factor`), so for each row and
+(:attr:`painml.model.bundle.ModelBundle.temperature_factor`), so for each row and
 class ``k``::
 
     base_values[k] + values[:, k].sum() == beta * raw_k   (the calibrated logit of k)
@@ -28,11 +28,11 @@ temperature, the uncalibrated model's log-odds are explained and
 
 :func:`fold` sums encoded columns (one-hot levels, missing-value indicators)
 back to the record column they came from, using the encoders' fitted state
-(:func:`painml.features.feature_sources`); screening scores stay as their own
+(:func:`painml.features.encoding.feature_sources`); screening scores stay as their own
 features. :func:`top_reasons` gives the top reasons per row from the estimator
 (for the boosted model walking only the explained class's trees,
 :func:`class_boosters`); the predictor computes the same reasons from its
-compiled model (:mod:`painml.trees`), and a test keeps the two equal.
+compiled model (:mod:`painml.model.compiled.trees`), and a test keeps the two equal.
 
 The plots are in :mod:`painml.explain.plots`, the words in
 :mod:`painml.record.vocabulary`; writing and logging them is the explain job's
@@ -48,6 +48,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import lightgbm
 import numpy as np
 import pandas as pd
 
@@ -142,6 +143,7 @@ class Explanation(_Additive):
 
     def for_class(self, k: int | str):
         """A ``shap.Explanation`` for one class (values (rows, features)), for shap's own plots."""
+        # lazy: the shap library takes seconds to import and only this helper needs it
         import shap
 
         k = self.classes.index(k) if isinstance(k, str) else k
@@ -195,14 +197,25 @@ def _encode(bundle: ModelBundle, features: pd.DataFrame) -> _Encoded:
         raise ValueError(f"the model does not know the classes {missing}")
     beta = bundle.temperature_factor
     if beta is None:
-        warnings.warn("the bundle is not calibrated by temperature: explaining the uncalibrated model's log-odds",
-                      UserWarning, stacklevel=3)
+        warnings.warn(
+            "the bundle is not calibrated by temperature: explaining the uncalibrated model's log-odds",
+            UserWarning,
+            stacklevel=3,
+        )
         beta, scale = 1.0, "uncalibrated model log-odds"
     else:
         scale = "calibrated log-odds"
-    return _Encoded(transformer, model, family, encoded, [str(c) for c in encoded.columns],
-                    encoded.to_numpy(dtype=np.float64), [model_classes.index(c) for c in bundle.classes],
-                    float(beta), scale)
+    return _Encoded(
+        transformer,
+        model,
+        family,
+        encoded,
+        [str(c) for c in encoded.columns],
+        encoded.to_numpy(dtype=np.float64),
+        [model_classes.index(c) for c in bundle.classes],
+        float(beta),
+        scale,
+    )
 
 
 def _inputs(transformer, features: pd.DataFrame) -> pd.DataFrame:
@@ -224,8 +237,7 @@ def _tree_values(model, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """LightGBM's exact TreeSHAP: (rows, features, classes) and (rows, classes), raw margins, model order."""
     booster = model.booster_
     n, m = matrix.shape
-    contrib = np.asarray(booster.predict(matrix, pred_contrib=True, validate_features=False,
-                                         num_threads=_threads(n)))
+    contrib = np.asarray(booster.predict(matrix, pred_contrib=True, validate_features=False, num_threads=_threads(n)))
     if contrib.shape[1] == m + 1:  # binary objective: one margin x for classes_[1]
         # predict_proba = (1 - s(x), s(x)); its log-ratio is x, so (-x/2, x/2) are its logits
         half = contrib / 2.0
@@ -236,7 +248,7 @@ def _tree_values(model, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(values), contrib[:, :, m]
 
 
-_CLASS_BOOSTERS: "weakref.WeakKeyDictionary[Any, list[Any]]" = weakref.WeakKeyDictionary()
+_CLASS_BOOSTERS: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
 
 
 def class_boosters(booster) -> list[Any]:
@@ -250,14 +262,15 @@ def class_boosters(booster) -> list[Any]:
     cached = _CLASS_BOOSTERS.get(booster)
     if cached is not None:
         return cached
-    import lightgbm
-
     n_classes = booster.num_model_per_iteration()
     text = booster.model_to_string()
     head, rest = text.split("\nTree=0\n", 1)
     blocks = re.split(r"\n(?=Tree=\d+\n)", "Tree=0\n" + rest.split("\nend of trees", 1)[0])
-    replace = {"num_class=": "num_class=1", "num_tree_per_iteration=": "num_tree_per_iteration=1",
-               "objective=": "objective=regression"}
+    replace = {
+        "num_class=": "num_class=1",
+        "num_tree_per_iteration=": "num_tree_per_iteration=1",
+        "objective=": "objective=regression",
+    }
     header = []
     for line in head.split("\n"):
         if line.startswith("tree_sizes="):
@@ -290,16 +303,16 @@ def class_values(
     n, m = enc.matrix.shape
     booster = getattr(enc.model, "booster_", None)
     if enc.family == "gbm" and booster.num_model_per_iteration() > 1:
-        raw = np.asarray(booster.predict(enc.matrix, raw_score=True, validate_features=False,
-                                         num_threads=_threads(n)))
+        raw = np.asarray(booster.predict(enc.matrix, raw_score=True, validate_features=False, num_threads=_threads(n)))
         logits = raw[:, enc.order] * enc.beta
         targets = _targets(class_index, logits, bundle.classes)
         values = np.zeros((n, m))
         boosters = class_boosters(booster)
         for t in np.unique(targets):
             rows = np.flatnonzero(targets == t)
-            contrib = boosters[enc.order[t]].predict(enc.matrix[rows], pred_contrib=True,
-                                                     validate_features=False, num_threads=_threads(len(rows)))
+            contrib = boosters[enc.order[t]].predict(
+                enc.matrix[rows], pred_contrib=True, validate_features=False, num_threads=_threads(len(rows))
+            )
             values[rows] = contrib[:, :m]
         return values * enc.beta, logits, targets, enc.names
     if enc.family == "gbm":
@@ -318,6 +331,7 @@ def tree_explainer_values(bundle: ModelBundle, features: pd.DataFrame) -> np.nda
     Used to check that :func:`shap_values` (native ``pred_contrib``) is
     shap's own TreeSHAP; returns values only (rows, encoded features, classes).
     """
+    # lazy: the shap library takes seconds to import and only this helper needs it
     import shap
 
     pipeline = bundle.pipeline
@@ -361,7 +375,7 @@ def fold(raw: RawExplanation, sources: Mapping[str, str], records: pd.DataFrame 
     """Sum encoded columns into the record column or screening score they came from.
 
     ``sources`` maps every encoded name to its origin (from
-    :func:`painml.features.feature_sources`). Folded features are in schema
+    :func:`painml.features.encoding.feature_sources`). Folded features are in schema
     order, then screening scores. ``records`` supplies the recorded values for
     the labels (the frame that was explained; when None they are not shown).
     """
@@ -398,11 +412,11 @@ def explain(bundle: ModelBundle, features: pd.DataFrame, frame: pd.DataFrame | N
     return fold(raw, _sources(bundle.pipeline.named_steps["features"]), features if frame is None else frame)
 
 
-_SOURCES: "weakref.WeakKeyDictionary[Any, dict[str, str]]" = weakref.WeakKeyDictionary()
+_SOURCES: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
 
 
 def _sources(transformer) -> dict[str, str]:
-    """:func:`painml.features.feature_sources`, once per fitted transformer (one-row requests repeat it)."""
+    """:func:`painml.features.encoding.feature_sources`, once per fitted transformer (one-row requests repeat it)."""
     cached = _SOURCES.get(transformer)
     if cached is None:
         cached = _SOURCES[transformer] = feature_sources(transformer)
@@ -447,8 +461,9 @@ def top_reasons(
         for j, size in zip(top[r], top_sizes[r]):
             feature = folded[j]
             value = plain(columns[j][r])
-            reasons.append(Reason(feature, reason_label(feature, value), value,
-                                  TOWARDS if size >= 0 else AWAY, cls, float(size)))
+            reasons.append(
+                Reason(feature, reason_label(feature, value), value, TOWARDS if size >= 0 else AWAY, cls, float(size))
+            )
         out.append(reasons)
     return out
 
@@ -468,6 +483,7 @@ def _targets(class_index, logits: np.ndarray, classes: Sequence[str]) -> np.ndar
 
 
 # --------------------------------------------------------------------------- helpers
+
 
 def numeric_data(explanation: Explanation) -> np.ndarray:
     """Feature values as numbers for colouring plots: categories by their allowed position, NaN kept."""
@@ -490,9 +506,8 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- plots
-# Built on matplotlib.figure.Figure without pyplot (as in painml.evaluate): no
+# Built on matplotlib.figure.Figure without pyplot (as in painml.evaluation.plots): no
 # display, no global state; every plot names the class whose log-odds it shows.
-
 
 
 # --------------------------------------------------------------------------- example patients
@@ -524,8 +539,10 @@ def pick_examples(proba: np.ndarray, classes: Sequence[str], y_true: Sequence[st
         rows = np.flatnonzero(mask)
         if rows.size == 0:
             return
-        for pos, word in ((rows[np.argmax(confidence[rows])], "most certain"),
-                          (rows[np.argmin(confidence[rows])], "least certain")):
+        for pos, word in (
+            (rows[np.argmax(confidence[rows])], "most certain"),
+            (rows[np.argmin(confidence[rows])], "least certain"),
+        ):
             if int(pos) not in chosen:
                 chosen[int(pos)] = Example(int(pos), f"{caption}, {word}", int(predicted[pos]))
 
@@ -545,5 +562,3 @@ def sample_positions(n: int, max_rows: int, seed: int = 0) -> np.ndarray:
     if n <= max_rows:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
-
-

@@ -27,8 +27,13 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils import Tags
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from painml.features.screening import (
+    SCORE_COLUMNS,
+    SCORE_NAMES,
+    check_score_names,
+    compute_scores,
+)
 from painml.record.columns import BLOCKS, BY_NAME
-from painml.features.screening import SCORE_COLUMNS, SCORE_NAMES, check_score_names, compute_scores
 
 SCREENING_GROUP = "screening"
 
@@ -60,14 +65,22 @@ def build_features(family: str, groups: Sequence[str], missing_indicators: bool 
     score_inputs = sorted({c for s in scores for c in SCORE_COLUMNS[s]})
     onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
     if family == "logistic":
-        def dense(step: str) -> Pipeline:
-            return Pipeline([
-                (f"{step}_impute", SimpleImputer(strategy="median", add_indicator=missing_indicators,
-                                                 keep_empty_features=True)),
-                (f"{step}_scale", StandardScaler()),
-            ])
 
-        numeric_step, score_step = dense("numeric"), Pipeline([("scores", ScreeningScores(scores)), *dense("score").steps])
+        def dense(step: str) -> Pipeline:
+            return Pipeline(
+                [
+                    (
+                        f"{step}_impute",
+                        SimpleImputer(strategy="median", add_indicator=missing_indicators, keep_empty_features=True),
+                    ),
+                    (f"{step}_scale", StandardScaler()),
+                ]
+            )
+
+        numeric_step, score_step = (
+            dense("numeric"),
+            Pipeline([("scores", ScreeningScores(scores)), *dense("score").steps]),
+        )
         category_step = Pipeline([("onehot", onehot), ("onehot_scale", StandardScaler())])
     elif family == "gbm":
         numeric_step, score_step, category_step = "passthrough", ScreeningScores(scores), onehot
@@ -91,7 +104,11 @@ def feature_sources(features: ColumnTransformer) -> dict[str, str]:
     for name, step, cols in features.transformers_:
         if name == "remainder" or step == "drop":
             continue
-        out = list(features.named_transformers_[name].get_feature_names_out(cols)) if step != "passthrough" else list(cols)
+        out = (
+            list(features.named_transformers_[name].get_feature_names_out(cols))
+            if step != "passthrough"
+            else list(cols)
+        )
         inputs = list(cols)
         if isinstance(step, Pipeline) and isinstance(step.steps[0][1], ScreeningScores):
             inputs = list(step.steps[0][1].get_feature_names_out())

@@ -4,7 +4,7 @@ The instruments and the NeuPSIG grading are what clinicians use today, so
 they are both features for the models and the baselines the models must beat.
 Scoring follows the publications: DN4 (Bouhassira 2005), painDETECT
 (Freynhagen 2006), LANSS (Bennett 2001), ID-Pain (Portenoy 2006), NeuPSIG
-grading (Finnerup 2016). Item names come from :mod:`painml.columns`.
+grading (Finnerup 2016). Item names come from :mod:`painml.record.columns`.
 
 Scores, in the order of :data:`SCORE_NAMES` (all float64, NaN = missing):
 
@@ -66,7 +66,7 @@ A column absent from the frame is an all-missing column (a DN4 site sends no
 ``pd_*`` block). The NeuPSIG grade instead documents what was shown: it is NaN
 only when ``pain_distribution`` is missing; an unrecorded history, sign or test
 simply does not raise the grade. Category values outside the allowed set of
-:mod:`painml.columns` count as missing.
+:mod:`painml.record.columns` count as missing.
 
 Input is a DataFrame after schema loading (findings as 1.0/0.0/NaN; bool,
 nullable boolean and Int64 are accepted too). Range checks are the schema's
@@ -114,7 +114,7 @@ def _known(*names: str) -> tuple[str, ...]:
     """Fail at import if a name drifts from the column table."""
     unknown = [n for n in names if n not in columns.BY_NAME]
     if unknown:
-        raise KeyError(f"screening refers to columns not in painml.columns: {unknown}")
+        raise KeyError(f"screening refers to columns not in painml.record.columns: {unknown}")
     return names
 
 
@@ -260,6 +260,7 @@ class _Record:
             elif self._frame[name].dtype == np.float64:
                 self._values[name] = np.asarray(self._frame[name])
             else:
+                # lazy: scoring one patient computes the scores without pandas
                 import pandas as pd
 
                 try:
@@ -296,6 +297,7 @@ class _Record:
                     [position.get(v, -1) if isinstance(v, str) else -1 for v in cells], dtype=np.int8
                 ).reshape(self.n)
             else:
+                # lazy: scoring one patient computes the scores without pandas
                 import pandas as pd
 
                 codes, uniques = pd.factorize(self._frame[name])  # one hash pass; NaN -> -1
@@ -426,6 +428,7 @@ def compute_scores(frame: pd.DataFrame, scores: Sequence[str] | None = None) -> 
     Returns float64 columns ``scores`` (default :data:`SCORE_NAMES`) on
     ``frame``'s index. Columns are read by name; absent ones are all-missing.
     """
+    # lazy: scoring one patient computes the scores without pandas
     import pandas as pd
 
     return pd.DataFrame(score_arrays(frame, scores), index=frame.index)
@@ -559,5 +562,3 @@ _SCALAR_SCORERS = {
     "id_pain": _scalar_id_pain,
     "neupsig_grade": _scalar_neupsig_grade,
 }
-
-

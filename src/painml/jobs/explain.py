@@ -33,12 +33,13 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def write_plots(bundle: ModelBundle, records_frame, out_dir, patient_ids: Sequence[str] | None = None,
-                max_rows: int = 2000) -> list[Path]:
+def write_plots(
+    bundle: ModelBundle, records_frame, out_dir, patient_ids: Sequence[str] | None = None, max_rows: int = 2000
+) -> list[Path]:
     """Every explanation plot for a cohort into ``out_dir``; returns the files written.
 
     ``records_frame``: records in the patient-record schema (a DataFrame, a
-    file path or :class:`painml.schema.Records`); validated first. Global plots
+    file path or :class:`painml.record.schema.Records`); validated first. Global plots
     use up to ``max_rows`` rows (a fixed random sample). Waterfalls: one per
     requested ``patient_ids`` (named after the id), else for example patients
     (``waterfall_example_<n>.png``, no identifiers). Also writes
@@ -74,19 +75,36 @@ def write_plots(bundle: ModelBundle, records_frame, out_dir, patient_ids: Sequen
             k = int(chosen.predicted[i])
             title = f"Patient {pid}: why {chosen.classes[k]} (probability {chosen.proba[i, k]:.0%})"
             written.append(_save(plot_waterfall(chosen, i, k, title=title), out / f"waterfall_{file_stem(pid)}.png"))
-            reasons.append({"patient_id": pid, "predicted_class": chosen.classes[k],
-                            "probability": float(chosen.proba[i, k]), **_reason_columns(chosen, i, k)})
+            reasons.append(
+                {
+                    "patient_id": pid,
+                    "predicted_class": chosen.classes[k],
+                    "probability": float(chosen.proba[i, k]),
+                    **_reason_columns(chosen, i, k),
+                }
+            )
     else:
         for n, ex in enumerate(pick_examples(explanation.proba, explanation.classes), start=1):
             k = ex.class_index
-            title = (f"Example patient {n}: why {explanation.classes[k]} "
-                     f"(probability {explanation.proba[ex.position, k]:.0%})")
-            written.append(_save(plot_waterfall(explanation, ex.position, k, title=title, subtitle=ex.caption),
-                                 out / f"waterfall_example_{n}.png"))
-            reasons.append({"example": f"example patient {n}", "why_chosen": ex.caption,
-                            "predicted_class": explanation.classes[k],
-                            "probability": float(explanation.proba[ex.position, k]),
-                            **_reason_columns(explanation, ex.position, k)})
+            title = (
+                f"Example patient {n}: why {explanation.classes[k]} "
+                f"(probability {explanation.proba[ex.position, k]:.0%})"
+            )
+            written.append(
+                _save(
+                    plot_waterfall(explanation, ex.position, k, title=title, subtitle=ex.caption),
+                    out / f"waterfall_example_{n}.png",
+                )
+            )
+            reasons.append(
+                {
+                    "example": f"example patient {n}",
+                    "why_chosen": ex.caption,
+                    "predicted_class": explanation.classes[k],
+                    "probability": float(explanation.proba[ex.position, k]),
+                    **_reason_columns(explanation, ex.position, k),
+                }
+            )
     pd.DataFrame(reasons).to_csv(out / "reasons.csv", index=False)
     written.append(out / "reasons.csv")
     return written
@@ -104,8 +122,14 @@ def log_explanations(run_id: str, bundle: ModelBundle, frame, max_rows: int = 20
     return [f"shap/{p.name}" for p in paths]
 
 
-def explain_command(model_uri: str, input_path, out_dir, patient_ids: Sequence[str] | None = None,
-                    tracking_uri: str | None = None, max_rows: int = 2000) -> list[Path]:
+def explain_command(
+    model_uri: str,
+    input_path,
+    out_dir,
+    patient_ids: Sequence[str] | None = None,
+    tracking_uri: str | None = None,
+    max_rows: int = 2000,
+) -> list[Path]:
     """``painml explain``: load a model (``models:/``, ``runs:/`` or a folder), explain a cohort file."""
     predictor = Predictor.from_uri(str(model_uri), tracking_uri)
     return write_plots(predictor.bundle, _records(input_path), out_dir, patient_ids=patient_ids, max_rows=max_rows)

@@ -15,8 +15,9 @@ from painml.simulator.simulate import simulate
 from painml.tracking import registry, runs, store
 
 
-def promote(name: str, *, tracking_uri: str | None = None, version: str | None = None,
-            data_path: str | Path | None = None) -> str:
+def promote(
+    name: str, *, tracking_uri: str | None = None, version: str | None = None, data_path: str | Path | None = None
+) -> str:
     """Move ``champion`` to the candidate only if it beats the champion on the same evaluation.
 
     Both versions are scored on rows neither was trained on: ``data_path``
@@ -46,9 +47,12 @@ def promote(name: str, *, tracking_uri: str | None = None, version: str | None =
         where = f"a fresh {cfg.data.preset} cohort of {n:,} patients (seed {cfg.data.seed + 1})"
     else:
         if champion_cfg.data == cfg.data and champion_cfg.model_dump(include={"seed", "split"}) != cfg.model_dump(
-                include={"seed", "split"}):
-            return ("not promoted: the champion trained on the same file with a different split, so the "
-                    "candidate's test rows are not held out for it; pass a held-out labelled file with --data")
+            include={"seed", "split"}
+        ):
+            return (
+                "not promoted: the champion trained on the same file with a different split, so the "
+                "candidate's test rows are not held out for it; pass a held-out labelled file with --data"
+            )
         data = load_data(cfg)
         test = split_rows(data.y, cfg)["test"]
         records = Records(data.records.frame.iloc[test], data.records.label.iloc[test])
@@ -58,11 +62,12 @@ def promote(name: str, *, tracking_uri: str | None = None, version: str | None =
     scores = {}
     for v in (candidate, champion):
         predictor = Predictor.from_uri(f"models:/{name}/{v}")
-        scores[v] = classification_metrics(y, predictor.predict_proba(records.features),
-                                                    predictor.classes)[primary]
+        scores[v] = classification_metrics(y, predictor.predict_proba(records.features), predictor.classes)[primary]
     wins = scores[candidate] > scores[champion] if higher_is_better(primary) else scores[candidate] < scores[champion]
-    verdict = (f"{primary} on {where}: candidate v{candidate} {scores[candidate]:.4f}, "
-               f"champion v{champion} {scores[champion]:.4f}")
+    verdict = (
+        f"{primary} on {where}: candidate v{candidate} {scores[candidate]:.4f}, "
+        f"champion v{champion} {scores[champion]:.4f}"
+    )
     if wins:
         registry.set_alias(name, registry.CHAMPION, candidate)
         return f"promoted: version {candidate} is now champion; {verdict}"
@@ -75,4 +80,3 @@ def _run_config(run_id: str) -> TrainConfig:
         if path is None:
             raise FileNotFoundError(f"run {run_id} has no config.yaml artifact: was it logged by painml train?")
         return load_config(path)
-

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +45,9 @@ def write_report(inputs: ReportInputs, out_path: str | Path | None = None, *, lo
     return out
 
 
-def build_report(run_id: str, tracking_uri: str | None = None, out_path: str | Path | None = None, *,
-                 log: bool = True) -> Path:
+def build_report(
+    run_id: str, tracking_uri: str | None = None, out_path: str | Path | None = None, *, log: bool = True
+) -> Path:
     """The report of a finished run, rebuilt from what the run logged (``painml report --run``)."""
     store.use_store(store.resolve_tracking_uri(tracking_uri))
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
@@ -61,27 +61,30 @@ def report_command(run_id: str, tracking_uri: str | None = None, out: str | Path
     return build_report(run_id, tracking_uri, out or Path(f"report_{run_id[:8]}.html"))
 
 
-def report_after_training(inputs: ReportInputs, max_rows: int = 2000) -> dict[str, Any]:
+def report_after_training(inputs: ReportInputs, out_dir: Path | None = None, max_rows: int = 2000) -> dict[str, Any]:
     """End of training: the winner's explanations under ``shap/`` and the report under ``report/``,
-    from the objects the run already holds (explained on the run's own test rows)."""
+    from the objects the run already holds (explained on the run's own test rows); a copy of the
+    report in ``out_dir`` when given."""
     test = Records(inputs.frame.iloc[inputs.rows["test"]])
     with tempfile.TemporaryDirectory() as tmp:
         shap_dir = Path(tmp) / "shap"
         paths = write_plots(inputs.bundle, test, shap_dir, max_rows=max_rows)
         runs.log_artifacts(inputs.run_id, shap_dir, "shap")
         inputs.shap_dir = shap_dir
-        report = write_report(inputs, Path(tmp) / REPORT_FILE)
+        report = write_report(inputs, (out_dir or Path(tmp)) / REPORT_FILE)
         size = report.stat().st_size
-    return {"shap": [f"shap/{p.name}" for p in paths], "report": f"{REPORT_ARTIFACT}/{REPORT_FILE}",
-            "report_bytes": size}
+    return {
+        "shap": [f"shap/{p.name}" for p in paths],
+        "report": f"{REPORT_ARTIFACT}/{REPORT_FILE}",
+        "report_bytes": size,
+        "report_file": report if out_dir else None,
+    }
 
 
 def inputs_from_run(run_id: str, tmp: Path) -> ReportInputs:
     """Read the run's config, tables and figures; rebuild its data and test rows; load its winner."""
-    from mlflow import MlflowClient
-
-    run = MlflowClient().get_run(run_id)
-    tags = dict(run.data.tags)
+    run = runs.read_run(run_id)
+    tags = run.tags
     winner = tags.get("painml.winner")
     if not winner:
         raise ValueError(f"run {run_id} has no painml.winner tag: is it a painml training run?")
@@ -92,7 +95,7 @@ def inputs_from_run(run_id: str, tmp: Path) -> ReportInputs:
     cfg = load_config(_required(artifact("config.yaml"), "config.yaml"))
     lineage = json.loads(_required(artifact("lineage.json"), "lineage.json").read_text())
     metrics_path = artifact("metrics.json")
-    metrics = json.loads(metrics_path.read_text()) if metrics_path else {k: float(v) for k, v in run.data.metrics.items()}
+    metrics = json.loads(metrics_path.read_text()) if metrics_path else run.metrics
     comparison = pd.read_csv(_required(artifact("comparison.csv"), "comparison.csv"), index_col=0)
     subgroups_path = artifact(f"subgroups_{winner}.csv")
     subgroups = pd.read_csv(subgroups_path, keep_default_na=False, na_values=[""]) if subgroups_path else pd.DataFrame()
@@ -100,8 +103,10 @@ def inputs_from_run(run_id: str, tmp: Path) -> ReportInputs:
     baselines = pd.read_csv(baselines_path) if baselines_path else pd.DataFrame()
     data = load_data(cfg)
     if isinstance(cfg.data, FileData) and lineage.get("sha256") and data.lineage.get("sha256") != lineage["sha256"]:
-        raise ValueError(f"the training file {cfg.data.path} has changed since run {run_id}: its test rows cannot "
-                         "be rebuilt, so the report would not describe that run")
+        raise ValueError(
+            f"the training file {cfg.data.path} has changed since run {run_id}: its test rows cannot "
+            "be rebuilt, so the report would not describe that run"
+        )
     rows = split_rows(data.y, cfg)
     bundle = Predictor.from_uri(f"runs:/{run_id}/{winner}").bundle
     images = {}
@@ -112,19 +117,62 @@ def inputs_from_run(run_id: str, tmp: Path) -> ReportInputs:
     shap_dir = artifact("shap")
     if shap_dir is not None and not (shap_dir / "mean_abs_shap.csv").exists():
         shap_dir = None
-    started = datetime.fromtimestamp(run.info.start_time / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return training_inputs(run_id, run.info.run_name or cfg.name, started, tags, cfg, data, rows, winner, bundle,
-                           metrics, comparison, subgroups, baselines, images=images, shap_dir=shap_dir)
+    return training_inputs(
+        run_id,
+        run.name or cfg.name,
+        run.started,
+        tags,
+        cfg,
+        data,
+        rows,
+        winner,
+        bundle,
+        metrics,
+        comparison,
+        subgroups,
+        baselines,
+        images=images,
+        shap_dir=shap_dir,
+    )
 
 
-def training_inputs(run_id: str, run_name: str, started: str, tags: dict[str, str], cfg: TrainConfig, data: Dataset,
-                    rows: dict[str, Any], winner: str, bundle: Any, metrics: dict[str, float],
-                    comparison: pd.DataFrame, subgroups: pd.DataFrame, baselines: pd.DataFrame,
-                    **extra: Any) -> ReportInputs:
+def training_inputs(
+    run_id: str,
+    run_name: str,
+    started: str,
+    tags: dict[str, str],
+    cfg: TrainConfig,
+    data: Dataset,
+    rows: dict[str, Any],
+    winner: str,
+    bundle: Any,
+    metrics: dict[str, float],
+    comparison: pd.DataFrame,
+    subgroups: pd.DataFrame,
+    baselines: pd.DataFrame,
+    **extra: Any,
+) -> ReportInputs:
     """The report's inputs from a run's objects (whether just trained or rebuilt)."""
     simulated = data.records.truth is not None or data.lineage.get("source") == "simulate"
-    return ReportInputs(run_id, run_name, started, tags, cfg, dict(data.lineage), simulated, winner, bundle,
-                        data.records.frame, data.y, rows, metrics, comparison, subgroups, baselines, **extra)
+    return ReportInputs(
+        run_id,
+        run_name,
+        started,
+        tags,
+        cfg,
+        dict(data.lineage),
+        simulated,
+        winner,
+        bundle,
+        data.records.frame,
+        data.y,
+        rows,
+        metrics,
+        comparison,
+        subgroups,
+        baselines,
+        **extra,
+    )
 
 
 def _required(path: Path | None, name: str) -> Path:

@@ -14,11 +14,14 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import yaml
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from painml.config import TrainConfig, higher_is_better
 from painml.evaluation import metrics as evaluate
@@ -46,6 +49,7 @@ class TrainResult:
     registered_version: str | None
     promotion: str | None
     report: str | None = None
+    report_file: Path | None = None
 
 
 def run_training(
@@ -56,12 +60,12 @@ def run_training(
     console=None,
     log_models: bool = True,
     explain: bool = True,
+    report_dir: Callable[[str], Path] | None = None,
 ) -> TrainResult:
-    """Train every family of the config, log one MLflow run, register the winner as ``candidate``."""
-    import mlflow
-    from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    """Train every family of the config, log one MLflow run, register the winner as ``candidate``.
 
+    The reviewer report is logged to the run and, with ``report_dir``, also written there.
+    """
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     console = console or Console()
@@ -70,8 +74,14 @@ def run_training(
     experiment_id = store.ensure_experiment(cfg.tracking.experiment, uri)
     families = [m.family for m in cfg.models]
     steps = ["data", "split", *[f"fit {f}" for f in families], "evaluate", "log to MLflow", "register", "explain"]
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=console, transient=False, disable=not console.is_terminal) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal,
+    ) as progress:
         task = progress.add_task("", total=len(steps))
 
         def stage(name: str) -> None:
@@ -93,7 +103,8 @@ def run_training(
             seconds = time.perf_counter() - start
             metrics, proba, tables = evaluate_family(bundle, data, rows)
             bundle = bundle.with_metadata(
-                metrics={k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
+                metrics={k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+            )
             results[model_cfg.family] = FamilyResult(model_cfg.family, bundle, metrics, proba, seconds, tables)
             progress.advance(task)
         stage("evaluating against the screening tools and the ceiling")
@@ -109,17 +120,16 @@ def run_training(
         progress.advance(task)
 
         stage("logging the run to MLflow")
-        with mlflow.start_run(experiment_id=experiment_id, run_name=cfg.name) as run:
+        with runs.start_run(experiment_id, cfg.name) as run_id:
             metrics = _log_run(cfg, data, rows, results, oracle, baselines, comparison, winner)
             model_uris = {family: _log_model(r.bundle, family) for family, r in results.items()} if log_models else {}
-            run_id = run.info.run_id
-            started = run.info.start_time
         progress.advance(task)
         version = promotion = None
         if log_models:
             stage(f"registering {winner} as {cfg.tracking.registered_model}")
-            version = registry.register_version(model_uris[winner], cfg.tracking.registered_model,
-                                                tags={"family": winner, "config": cfg.name})
+            version = registry.register_version(
+                model_uris[winner], cfg.tracking.registered_model, tags={"family": winner, "config": cfg.name}
+            )
             champion = registry.get_alias_version(cfg.tracking.registered_model, registry.CHAMPION)
             if champion is None or promote_now:
                 promotion = promote(cfg.tracking.registered_model, tracking_uri=uri, version=version)
@@ -127,22 +137,53 @@ def run_training(
         result = TrainResult(run_id, winner, results, oracle, baselines, comparison, version, promotion)
         if explain:
             stage(f"explaining {winner} (SHAP) and writing the reviewer report")
+            run = runs.read_run(run_id)
             inputs = training_inputs(
-                run_id, cfg.name, _utc(started), _run_tags(run_id), cfg, data, rows, winner, results[winner].bundle,
-                metrics, comparison, results[winner].artifacts["subgroups"], baselines, proba=results[winner].proba)
-            result.report = report_after_training(inputs)["report"]
+                run_id,
+                cfg.name,
+                run.started,
+                run.tags,
+                cfg,
+                data,
+                rows,
+                winner,
+                results[winner].bundle,
+                metrics,
+                comparison,
+                results[winner].artifacts["subgroups"],
+                baselines,
+                proba=results[winner].proba,
+            )
+            written = report_after_training(inputs, report_dir(run_id) if report_dir else None)
+            result.report, result.report_file = written["report"], written["report_file"]
         progress.advance(task)
     return result
 
 
-def _log_run(cfg: TrainConfig, data: Dataset, rows: dict, results: dict[str, FamilyResult], oracle: dict[str, float],
-             baselines: pd.DataFrame, comparison: pd.DataFrame, winner: str) -> dict[str, float]:
+def _log_run(
+    cfg: TrainConfig,
+    data: Dataset,
+    rows: dict,
+    results: dict[str, FamilyResult],
+    oracle: dict[str, float],
+    baselines: pd.DataFrame,
+    comparison: pd.DataFrame,
+    winner: str,
+) -> dict[str, float]:
     """Log params, lineage, metrics, tables and figures of the active run; return the metrics logged."""
     git = runs.git_state(Path(__file__).parent)
-    tags = {"painml.config": cfg.name, "painml.winner": winner, "git.commit": git["commit"] or "unknown",
-            "git.dirty": str(git["dirty"]), "data.source": data.source}
-    params = {**cfg.flat(), **{f"data.lineage.{k}": v for k, v in data.lineage.items()},
-              **{f"rows.{k}": len(v) for k, v in rows.items()}}
+    tags = {
+        "painml.config": cfg.name,
+        "painml.winner": winner,
+        "git.commit": git["commit"] or "unknown",
+        "git.dirty": str(git["dirty"]),
+        "data.source": data.source,
+    }
+    params = {
+        **cfg.flat(),
+        **{f"data.lineage.{k}": v for k, v in data.lineage.items()},
+        **{f"rows.{k}": len(v) for k, v in rows.items()},
+    }
     metrics: dict[str, float] = dict(oracle)
     for family, r in results.items():
         metrics |= {f"{family}.{k}": v for k, v in r.metrics.items()}
@@ -151,21 +192,34 @@ def _log_run(cfg: TrainConfig, data: Dataset, rows: dict, results: dict[str, Fam
         if cfg.search.enabled:
             params |= {f"{family}.chosen.{k}": v for k, v in r.bundle.metadata.hyperparameters.items()}
     metrics |= results[winner].metrics | evaluate.ceiling_gap(results[winner].metrics, oracle)
-    texts = {"config.yaml": yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),
-             "metrics.json": json.dumps(metrics, indent=2, default=float),
-             "lineage.json": json.dumps(data.lineage, indent=2)}
+    texts = {
+        "config.yaml": yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),
+        "metrics.json": json.dumps(metrics, indent=2, default=float),
+        "lineage.json": json.dumps(data.lineage, indent=2),
+    }
     tables = {"baselines.csv": (baselines, False), "comparison.csv": (comparison, True)}
     figures = {}
     y_test = data.y[rows["test"]]
     for family, r in results.items():
         tables[f"confusion_{family}.csv"] = (r.artifacts["confusion"], True)
         tables[f"subgroups_{family}.csv"] = (r.artifacts["subgroups"], False)
-        figures[f"confusion_{family}.png"] = plot_confusion(r.artifacts["confusion"], f"{family}: confusion matrix (test)")
-        figures[f"calibration_{family}.png"] = plot_calibration(y_test, r.proba, r.bundle.classes,
-                                                               f"{family}: calibration (test)")
+        figures[f"confusion_{family}.png"] = plot_confusion(
+            r.artifacts["confusion"], f"{family}: confusion matrix (test)"
+        )
+        figures[f"calibration_{family}.png"] = plot_calibration(
+            y_test, r.proba, r.bundle.classes, f"{family}: calibration (test)"
+        )
     training = data.X.iloc[rows["train"]].assign(pain_type=data.y[rows["train"]])
-    runs.log_run(tags=tags, params=params, metrics=metrics, training=training, source=data.source, texts=texts,
-                 tables=tables, figures=figures)
+    runs.log_run(
+        tags=tags,
+        params=params,
+        metrics=metrics,
+        training=training,
+        source=data.source,
+        texts=texts,
+        tables=tables,
+        figures=figures,
+    )
     return metrics
 
 
@@ -175,17 +229,6 @@ def _log_model(bundle, name: str) -> str:
     output = Predictor(bundle).predict(example)
     code_file = importlib.util.find_spec("painml.serving.pyfunc").origin  # a path: the file runs when MLflow loads
     package = str(Path(code_file).parents[1])
-    return runs.log_model(bundle, name, code_file=code_file, code_path=package, input_example=example,
-                          output_example=output)
-
-
-def _run_tags(run_id: str) -> dict[str, str]:
-    from mlflow import MlflowClient
-
-    return dict(MlflowClient().get_run(run_id).data.tags)
-
-
-def _utc(millis: int) -> str:
-    from datetime import datetime, timezone
-
-    return datetime.fromtimestamp(millis / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return runs.log_model(
+        bundle, name, code_file=code_file, code_path=package, input_example=example, output_example=output
+    )

@@ -44,8 +44,12 @@ def fill_unknown_means(mean: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """The linear explanation's background with unknown (NaN) training means replaced by the rows' mean."""
     unknown = np.flatnonzero(np.isnan(mean))
     if len(unknown):
-        warnings.warn(f"no training mean known for {len(unknown)} encoded columns; using the explained rows' mean "
-                      "(store the bundle's feature_means at training time to fix this)", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"no training mean known for {len(unknown)} encoded columns; using the explained rows' mean "
+            "(store the bundle's feature_means at training time to fix this)",
+            UserWarning,
+            stacklevel=3,
+        )
         mean = mean.copy()
         mean[unknown] = matrix[:, unknown].mean(axis=0)
     return mean

@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,8 +96,6 @@ class ModelBundle:
 
     def with_metadata(self, **changes: Any) -> ModelBundle:
         """The same estimator with some metadata replaced (the compiled form is kept when the model is)."""
-        from dataclasses import replace
-
         bundle = ModelBundle(self._estimator, replace(self.metadata, **changes), folder=self.folder)
         if "feature_means" not in changes and "classes" not in changes:
             bundle._compiled = self._compiled
@@ -146,9 +145,8 @@ class ModelBundle:
         return compiled
 
     def _compile(self) -> CompiledModel | None:
-        from painml.model.compiled.compile import (
-            compile_estimator,  # scikit-learn: only when compiling
-        )
+        # lazy: serving a compiled model reads neither scikit-learn nor skops
+        from painml.model.compiled.compile import compile_estimator
 
         try:
             return compile_estimator(self.estimator, self.classes, self.metadata)
@@ -159,6 +157,7 @@ class ModelBundle:
     def save(self, folder: str | Path) -> Path:
         """Estimator, metadata and (when the model has one) its compiled form, which names the
         estimator file it was made from; a stale compiled file is replaced or removed."""
+        # lazy: serving a compiled model reads neither scikit-learn nor skops
         import skops.io as sio
 
         folder = Path(folder)
@@ -195,6 +194,7 @@ def _sha256(path: Path) -> str:
 
 
 def _load_estimator(folder: Path | None) -> Any:
+    # lazy: serving a compiled model reads neither scikit-learn nor skops
     import skops.io as sio
 
     file = Path(folder) / ESTIMATOR_FILE
@@ -216,4 +216,3 @@ def _canonical(features: Any) -> bool:
         if dtype != (object if BY_NAME[name].kind == "category" else np.float64):
             return False
     return True
-

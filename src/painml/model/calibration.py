@@ -17,6 +17,7 @@ def calibrate(pipeline: Any, method: str, X: Any, y: Any) -> Any:
     """``pipeline`` calibrated on the rows ``X, y`` (which it must not have seen); itself for ``"none"``."""
     if method == "none":
         return pipeline
+    # lazy: the bundle imports this module on the one-patient path, which has no scikit-learn
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.frozen import FrozenEstimator
 

@@ -42,8 +42,12 @@ def load_dataset(cfg: TrainConfig) -> Dataset:
     if isinstance(cfg.data, FileData):
         path = Path(cfg.data.path)
         records = load_records(path, require_label=True, classes=cfg.labels)
-        lineage = {"source": "file", "path": str(path.resolve()), "sha256": file_sha256(path),
-                   "rows": len(records.frame)}
+        lineage = {
+            "source": "file",
+            "path": str(path.resolve()),
+            "sha256": file_sha256(path),
+            "rows": len(records.frame),
+        }
         return Dataset(records, lineage, str(path))
     d = cfg.data
     frame = simulate(d.preset, d.n, d.seed)

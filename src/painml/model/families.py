@@ -3,7 +3,7 @@
 LightGBM is the boosted family: on this data it fits several times faster
 than scikit-learn's HistGradientBoosting and its TreeSHAP is exact with
 one-hot inputs (see ``bench/bench_boosters.py``); its trees are also simple
-to replay outside LightGBM for serving (:mod:`painml.trees`). The logistic model is multinomial and fully
+to replay outside LightGBM for serving (:mod:`painml.model.compiled.trees`). The logistic model is multinomial and fully
 transparent; both take class weights for imbalanced label sets.
 """
 

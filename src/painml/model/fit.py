@@ -7,10 +7,12 @@ import time
 import warnings
 from typing import Any
 
+import lightgbm
 import numpy as np
 import pandas as pd
 from scipy.stats import loguniform, uniform
-from sklearn.model_selection import train_test_split
+from sklearn.metrics import log_loss
+from sklearn.model_selection import ParameterSampler, train_test_split
 from sklearn.pipeline import Pipeline
 
 from painml.config import GbmConfig, TrainConfig
@@ -28,25 +30,30 @@ VALIDATION_SHARE = 0.1
 
 
 SEARCH_SPACE = {
-    "gbm": {"learning_rate": loguniform(0.02, 0.2), "num_leaves": [4, 7, 15, 31], "min_child_samples": [20, 40, 80, 160],
-            "reg_lambda": loguniform(0.1, 20), "colsample": uniform(0.4, 0.6)},
+    "gbm": {
+        "learning_rate": loguniform(0.02, 0.2),
+        "num_leaves": [4, 7, 15, 31],
+        "min_child_samples": [20, 40, 80, 160],
+        "reg_lambda": loguniform(0.1, 20),
+        "colsample": uniform(0.4, 0.6),
+    },
     "logistic": {"C": loguniform(1e-3, 10)},
 }
 
 
 def _probe(model_cfg, cfg: TrainConfig, Xt: pd.DataFrame, y: np.ndarray, fit: np.ndarray, val: np.ndarray):
     """Fit on ``fit`` rows and score on ``val`` rows: (validation log-loss, trees used or None)."""
-    from sklearn.metrics import log_loss
-
     model = make_classifier(model_cfg, cfg.class_weight, cfg.seed)
     if isinstance(model_cfg, GbmConfig) and model_cfg.early_stopping_rounds:
-        import lightgbm
-
         with warnings.catch_warnings():
             # eval_X/eval_y, the replacement, does not encode string labels in LightGBM 4.7
             warnings.filterwarnings("ignore", message=".*'eval_set' is deprecated")
-            model.fit(Xt.iloc[fit], y[fit], eval_set=[(Xt.iloc[val], y[val])],
-                      callbacks=[lightgbm.early_stopping(model_cfg.early_stopping_rounds, verbose=False)])
+            model.fit(
+                Xt.iloc[fit],
+                y[fit],
+                eval_set=[(Xt.iloc[val], y[val])],
+                callbacks=[lightgbm.early_stopping(model_cfg.early_stopping_rounds, verbose=False)],
+            )
         trees = model.best_iteration_ or model_cfg.n_estimators
     else:
         model.fit(Xt.iloc[fit], y[fit])
@@ -54,11 +61,10 @@ def _probe(model_cfg, cfg: TrainConfig, Xt: pd.DataFrame, y: np.ndarray, fit: np
     return log_loss(y[val], model.predict_proba(Xt.iloc[val]), labels=model.classes_), trees
 
 
-def search_hyperparameters(model_cfg, cfg: TrainConfig, Xt: pd.DataFrame, y: np.ndarray, fit: np.ndarray,
-                           val: np.ndarray) -> tuple[Any, list[dict]]:
+def search_hyperparameters(
+    model_cfg, cfg: TrainConfig, Xt: pd.DataFrame, y: np.ndarray, fit: np.ndarray, val: np.ndarray
+) -> tuple[Any, list[dict]]:
     """Random search on the validation slice until ``n_iter`` trials or the time budget is spent."""
-    from sklearn.model_selection import ParameterSampler
-
     deadline = time.perf_counter() + cfg.search.time_budget_s
     best, best_loss, trials = model_cfg, _probe(model_cfg, cfg, Xt, y, fit, val)[0], []
     space = ParameterSampler(SEARCH_SPACE[model_cfg.family], n_iter=cfg.search.n_iter, random_state=cfg.seed)
@@ -102,22 +108,37 @@ def fit_family(model_cfg, cfg: TrainConfig, X: pd.DataFrame, y: np.ndarray, rows
 def training_profile(records: Records, rows: np.ndarray) -> TrainingProfile:
     """What training data looked like, for flagging unfamiliar inputs at prediction time."""
     frame = records.frame.iloc[rows]
-    numeric = {c: (float(frame[c].min()), float(frame[c].max()))
-               for c in FEATURE_COLUMNS if BY_NAME[c].kind in ("integer", "number") and frame[c].notna().any()}
-    categories = {c: tuple(sorted(frame[c].dropna().unique().tolist()))
-                  for c in FEATURE_COLUMNS if BY_NAME[c].kind == "category"}
+    numeric = {
+        c: (float(frame[c].min()), float(frame[c].max()))
+        for c in FEATURE_COLUMNS
+        if BY_NAME[c].kind in ("integer", "number") and frame[c].notna().any()
+    }
+    categories = {
+        c: tuple(sorted(frame[c].dropna().unique().tolist())) for c in FEATURE_COLUMNS if BY_NAME[c].kind == "category"
+    }
     blocks = tuple(b for b in OPTIONAL_BLOCKS if frame[list(BLOCKS[b])].notna().any().any())
     sites = tuple(sorted(frame["site"].dropna().unique().tolist()))
     return TrainingProfile(numeric, categories, blocks, sites)
 
 
-def build_bundle(estimator: Any, family: str, cfg: TrainConfig, data: Dataset, rows: dict[str, np.ndarray],
-                 hyperparameters: dict[str, Any] | None = None) -> ModelBundle:
+def build_bundle(
+    estimator: Any,
+    family: str,
+    cfg: TrainConfig,
+    data: Dataset,
+    rows: dict[str, np.ndarray],
+    hyperparameters: dict[str, Any] | None = None,
+) -> ModelBundle:
     """The estimator plus its conformal threshold (fitted on the conformal rows) and training profile."""
     metadata = BundleMetadata(
-        classes=tuple(cfg.labels), family=family, registered_model=cfg.tracking.registered_model, config=cfg.name,
-        lineage=data.lineage, conformal_confidence=cfg.conformal_confidence,
-        training_profile=training_profile(data.records, rows["train"]), hyperparameters=hyperparameters or {},
+        classes=tuple(cfg.labels),
+        family=family,
+        registered_model=cfg.tracking.registered_model,
+        config=cfg.name,
+        lineage=data.lineage,
+        conformal_confidence=cfg.conformal_confidence,
+        training_profile=training_profile(data.records, rows["train"]),
+        hyperparameters=hyperparameters or {},
     )
     bundle = ModelBundle(estimator, metadata)
     conformal = rows["conformal"]

@@ -77,7 +77,14 @@ DEMOGRAPHICS = [
 
 PAIN_HISTORY = [
     Column("pain_duration_months", "number", "pain_history", "months since onset; chronic pain is >= 3", low=0),
-    Column("pain_intensity", "integer", "pain_history", "0-10 numeric rating scale, average over the last week", low=0, high=10),
+    Column(
+        "pain_intensity",
+        "integer",
+        "pain_history",
+        "0-10 numeric rating scale, average over the last week",
+        low=0,
+        high=10,
+    ),
     Column("pain_region", "category", "pain_history", "main painful region", allowed=PAIN_REGIONS),
     Column(
         "pain_distribution",

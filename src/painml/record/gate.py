@@ -56,9 +56,7 @@ class RecordChecker:
     def __init__(self, classes: Sequence[str], allow_extra: bool) -> None:
         self.allow_extra = allow_extra
         self._label = {c.lower(): c for c in classes}
-        self._specs = [
-            (c.name, c.kind, c.low, c.high, {a.lower(): a for a in c.allowed}) for c in INPUT_COLUMNS
-        ]
+        self._specs = [(c.name, c.kind, c.low, c.high, {a.lower(): a for a in c.allowed}) for c in INPUT_COLUMNS]
         self._known = frozenset(BY_NAME)
 
     def check(self, record: Mapping[str, Any]) -> CheckedRecord | None:

@@ -82,7 +82,8 @@ _TYPE_WORDS = {"id": "text", "binary": "binary", "integer": "integer", "number":
 _MD_INTRO = """\
 # The patient record
 
-<!-- Generated from src/painml/record/columns.py by `python -m painml.record.projections > data/README.md`; edit the table there, not this file. -->
+<!-- Generated from src/painml/record/columns.py by `python -m painml.record.projections > data/README.md`;
+edit the table there, not this file. -->
 
 One row is one patient's assessment of one chronic pain complaint. Every entry
 point (training files, the simulator's output, batch files, CLI and HTTP

@@ -407,4 +407,3 @@ def _to_frame(source: Source) -> pd.DataFrame:
 
 def _noun(source: Source) -> str:
     return "file" if isinstance(source, (str, Path)) else "input"
-

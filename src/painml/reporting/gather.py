@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 from painml.config import TrainConfig
 from painml.evaluation.metrics import COMPONENT_ABSENT, COMPONENT_PRESENT
@@ -94,8 +95,6 @@ def component_table(baselines: pd.DataFrame, y_true: np.ndarray, proba: np.ndarr
     The model answers with P(not nociceptive) >= 0.5, on every row the tools
     were asked about (rows labelled nociceptive, neuropathic or mixed).
     """
-    from sklearn.metrics import roc_auc_score
-
     tools = baselines[baselines["question"] == "neuropathic component"] if "question" in baselines else baselines.iloc[:0]
     present = [c for c in COMPONENT_PRESENT if c in classes]
     absent = [c for c in COMPONENT_ABSENT if c in classes]

@@ -1,9 +1,9 @@
 """Scoring a CSV or Parquet file in chunks, with bounded memory and an all-or-nothing output.
 
 :func:`score_file` reads the input ``chunksize`` rows at a time
-(:func:`painml.schema.iter_raw`), sets aside the rows that fail validation
-(:func:`painml.schema.split_valid`, numbered as in the file) and scores the
-others with the one :class:`painml.predict.Predictor`, so a row scores the
+(:func:`painml.record.schema.iter_raw`), sets aside the rows that fail validation
+(:func:`painml.record.schema.split_valid`, numbered as in the file) and scores the
+others with the one :class:`painml.serving.predictor.Predictor`, so a row scores the
 same here as over HTTP. Memory holds one chunk, never the file.
 
 - Output: ``patient_id``, every extra input column (to join back), the
@@ -34,6 +34,15 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from painml.record import schema
 from painml.serving.predictor import Predictor
@@ -80,7 +89,7 @@ def score_file(
     threads: int | None = None,
     console: Any = None,
 ) -> BatchResult:
-    """Score ``input`` into ``output``; raises :class:`painml.schema.SchemaError` if the file as a whole is unusable.
+    """Score ``input`` into ``output``; :class:`painml.record.schema.SchemaError` if the file as a whole is unusable.
 
     A file-level problem (unreadable, no rows, a column twice) stops the run
     before anything is written; row-level problems only set rows aside.
@@ -112,9 +121,10 @@ def score_file(
     notices: dict[str, None] = {}
     predicted: dict[str, int] = {}
     try:
-        with _progress(progress, total, input.name, console) as advance, closing(
-            _prefetch(_validated(input, chunksize, predictor.classes))
-        ) as chunks:
+        with (
+            _progress(progress, total, input.name, console) as advance,
+            closing(_prefetch(_validated(input, chunksize, predictor.classes))) as chunks,
+        ):
             for chunk_rows, records, problems in chunks:
                 result.rows_read += chunk_rows
                 if problems:
@@ -203,7 +213,7 @@ def _prefetch(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
                 if not put((True, item)):
                     return
             put((True, done))
-        except BaseException as error:  # noqa: BLE001 - handed to the consumer
+        except BaseException as error:
             put((False, error))
 
     worker = threading.Thread(target=work, name="painml-batch-reader", daemon=True)
@@ -269,8 +279,9 @@ class _Writer:
         else:
             import pyarrow.csv as pacsv
 
-            self.writer = pacsv.CSVWriter(self.handle, self.schema, write_options=pacsv.WriteOptions(
-                quoting_style="needed"))
+            self.writer = pacsv.CSVWriter(
+                self.handle, self.schema, write_options=pacsv.WriteOptions(quoting_style="needed")
+            )
 
     def write(self, frame: pd.DataFrame) -> None:
         try:
@@ -286,7 +297,7 @@ class _Writer:
     def abort(self) -> None:
         try:
             self.writer.close()
-        except Exception:  # noqa: BLE001 - the file is being thrown away
+        except Exception:
             pass
         self.handle.close()
 
@@ -346,16 +357,6 @@ class _progress:
     def __enter__(self):
         if not self.enabled:
             return lambda n: None
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
         console = self.console or Console(stderr=True)
         self.bar = Progress(
             TextColumn("[bold]scoring[/] {task.description}"),
@@ -382,4 +383,3 @@ def read_output(path: str | Path) -> pd.DataFrame:
     if path.suffix.lower() == ".parquet":
         return pd.read_parquet(path)
     return pd.read_csv(path, dtype={"patient_id": str}, keep_default_na=False, na_values=[""])
-

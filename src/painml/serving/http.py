@@ -1,4 +1,4 @@
-"""The HTTP endpoint: one FastAPI app around one :class:`painml.predict.Predictor`.
+"""The HTTP endpoint: one FastAPI app around one :class:`painml.serving.predictor.Predictor`.
 
 - ``POST /predict`` takes one patient record (a JSON object) or a list of
   them, and answers one prediction object or a list in the same order.
@@ -16,7 +16,7 @@ record is scored inline (a fraction of a millisecond, less than the thread
 hand-off would cost). A 500 means a bug, and its traceback is logged.
 
 The body is read and parsed by hand rather than through a pydantic model:
-the record schema (:mod:`painml.schema`) is the one gate for every entry
+the record schema (:mod:`painml.record.schema`) is the one gate for every entry
 point, and a one-record request then costs well under a millisecond more
 than the prediction itself.
 """
@@ -37,6 +37,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from painml.record.columns import INPUT_COLUMNS, LABEL
+from painml.record.problems import SchemaError
 from painml.serving.predictor import MAX_REASONS, Predictor
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_TIMEOUT_S", "create_app", "record_json_schema"]
@@ -73,7 +74,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:  # before the first request, not during it (one-record requests run on the event loop)
             predictor.warm_up()
-        except Exception:  # noqa: BLE001 - the requests will show it, with a proper status
+        except Exception:
             log.exception("warming up the model failed")
         yield
         executor.shutdown(wait=False, cancel_futures=True)
@@ -98,8 +99,12 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [
-            {"row": None, "field": ".".join(str(p) for p in e.get("loc", ()) if p not in ("query", "body")),
-             "value": e.get("input"), "problem": e.get("msg", "invalid")}
+            {
+                "row": None,
+                "field": ".".join(str(p) for p in e.get("loc", ()) if p not in ("query", "body")),
+                "value": e.get("input"),
+                "problem": e.get("msg", "invalid"),
+            }
             for e in exc.errors()
         ]
         return _error(422, "the request's parameters are not valid", problems)
@@ -127,18 +132,35 @@ def create_app(
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": {
-                    "oneOf": [
-                        {"$ref": "#/components/schemas/PatientRecord"},
-                        {"type": "array", "items": {"$ref": "#/components/schemas/PatientRecord"}, "minItems": 1},
-                    ]
-                }}},
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "oneOf": [
+                                {"$ref": "#/components/schemas/PatientRecord"},
+                                {
+                                    "type": "array",
+                                    "items": {"$ref": "#/components/schemas/PatientRecord"},
+                                    "minItems": 1,
+                                },
+                            ]
+                        }
+                    }
+                },
             },
             "responses": {
-                "200": {"description": "One prediction per record, in the request's shape (object or list)",
-                        "content": {"application/json": {"schema": {"oneOf": [
-                            {"$ref": "#/components/schemas/Prediction"},
-                            {"type": "array", "items": {"$ref": "#/components/schemas/Prediction"}}]}}}},
+                "200": {
+                    "description": "One prediction per record, in the request's shape (object or list)",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "oneOf": [
+                                    {"$ref": "#/components/schemas/Prediction"},
+                                    {"type": "array", "items": {"$ref": "#/components/schemas/Prediction"}},
+                                ]
+                            }
+                        }
+                    },
+                },
                 "400": {"description": "The body is not valid JSON"},
                 "413": {"description": "The body is over the size limit"},
                 "415": {"description": "The body is not application/json"},
@@ -174,15 +196,14 @@ def create_app(
 
 
 def _score(predictor: Predictor, records: list[dict[str, Any]], reasons: int) -> list[dict[str, Any]]:
-    from painml.record.schema import SchemaError
-
     try:
         if len(records) == 1:
             return [predictor.predict_one(records[0], reasons=reasons, allow_extra=False)]
         return predictor.predict_many(records, reasons=reasons, allow_extra=False)
     except SchemaError as error:
-        raise RequestProblem(422, error.report(limit=0).splitlines()[0] + ": see problems",
-                             [_problem(p) for p in error.problems]) from None
+        raise RequestProblem(
+            422, error.report(limit=0).splitlines()[0] + ": see problems", [_problem(p) for p in error.problems]
+        ) from None
 
 
 def _problem(p: Any) -> dict[str, Any]:
@@ -229,8 +250,9 @@ def _parse(body: bytes) -> Any:
     except UnicodeDecodeError:
         raise RequestProblem(400, "the body is not UTF-8 text") from None
     except json.JSONDecodeError as error:
-        raise RequestProblem(400, f"the body is not valid JSON: {error.msg} at line {error.lineno} "
-                                  f"column {error.colno}") from None
+        raise RequestProblem(
+            400, f"the body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
     if isinstance(payload, dict):
         return payload
     if isinstance(payload, list):
@@ -303,17 +325,33 @@ def _prediction_schema(predictor: Predictor) -> dict[str, Any]:
     props |= {
         "predicted_class": {"type": "string", "enum": list(predictor.classes)},
         "confidence": {"type": "number"},
-        "prediction_set": {"type": "array", "items": {"type": "string"},
-                           "description": f"conformal set at {predictor.confidence} confidence"},
+        "prediction_set": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": f"conformal set at {predictor.confidence} confidence",
+        },
         "dn4": {"type": ["number", "null"]},
         "paindetect": {"type": ["number", "null"]},
         "neupsig_grade": {"type": ["number", "null"], "description": "0 unlikely, 1 possible, 2 probable, 3 definite"},
-        "flags": {"type": "array", "items": {"type": "string"},
-                  "description": "ways the record is unlike the training data"},
-        "reasons": {"type": "array", "items": {"type": "object", "properties": {
-            "feature": {"type": "string"}, "label": {"type": "string"}, "value": {},
-            "direction": {"type": "string", "enum": ["towards", "away from"]},
-            "class_name": {"type": "string"}, "size": {"type": "number", "description": "calibrated log-odds"}}}},
+        "flags": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "ways the record is unlike the training data",
+        },
+        "reasons": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "feature": {"type": "string"},
+                    "label": {"type": "string"},
+                    "value": {},
+                    "direction": {"type": "string", "enum": ["towards", "away from"]},
+                    "class_name": {"type": "string"},
+                    "size": {"type": "number", "description": "calibrated log-odds"},
+                },
+            },
+        },
         "model": {"type": "string"},
         "model_version": {"type": "string"},
     }
@@ -334,4 +372,3 @@ def _add_schemas(app: FastAPI, predictor: Predictor) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-

@@ -13,7 +13,7 @@ the patient-record schema. For each row it returns:
   the range seen, an unseen site or category, a questionnaire block training
   never had), empty when it does not;
 - on request (``reasons=k``) the ``k`` largest SHAP contributions to the
-  predicted class (:func:`painml.explain.top_reasons`);
+  predicted class (:func:`painml.explain.shap.top_reasons`);
 - ``patient_id`` echoed, and the ``model`` name and ``model_version``.
 
 Every path scores through the same compiled model (:mod:`painml.model.compiled`,
@@ -131,8 +131,15 @@ class Predictor:
         message when there is nothing there.
         """
         found = registry.locate(uri, tracking_uri)
-        return cls(ModelBundle.load(found.folder), found.name, found.version, uri=found.uri, run_id=found.run_id,
-                   store=found.store, folder=found.folder)
+        return cls(
+            ModelBundle.load(found.folder),
+            found.name,
+            found.version,
+            uri=found.uri,
+            run_id=found.run_id,
+            store=found.store,
+            folder=found.folder,
+        )
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -142,7 +149,7 @@ class Predictor:
             if self.run_id and self._store:
                 try:
                     self._metrics = registry.run_metrics(self._store, self.run_id)
-                except Exception as error:  # noqa: BLE001 - metrics are informative only
+                except Exception as error:
                     log.warning("metrics of run %s unavailable: %s", self.run_id, error)
         return self._metrics
 
@@ -158,12 +165,13 @@ class Predictor:
         return self.bundle.predict_proba(features)
 
     def predict(self, source: Any, *, reasons: int = 0, allow_extra: bool = True) -> pd.DataFrame:
-        """Validate then score; raises :class:`painml.schema.SchemaError` naming every bad cell.
+        """Validate then score; raises :class:`painml.record.schema.SchemaError` naming every bad cell.
 
         ``source``: a DataFrame, a file path, one record (mapping) or a list of
         records, or already validated ``Records``. Returns one row per input
         row (see :data:`output_columns`).
         """
+        # lazy: one plainly valid patient is scored without pandas or pandera
         from painml.record import schema
 
         if isinstance(source, schema.Records):
@@ -195,6 +203,7 @@ class Predictor:
         if reasons and self.compiled is not None:
             explained = self._fast_reasons(X, columns, scores, best, reasons, threads)
         elif reasons:
+            # lazy: one plainly valid patient is scored without pandas or pandera
             from painml.explain.shap import top_reasons
 
             explained = top_reasons(self.bundle, records.features, frame, k=reasons, class_index=best)
@@ -205,7 +214,7 @@ class Predictor:
 
         The fast path: no pandas, one thread. A record that is not plainly
         valid goes through the schema, which raises
-        :class:`painml.schema.SchemaError` naming every problem.
+        :class:`painml.record.schema.SchemaError` naming every problem.
         """
         return self.predict_many([record], reasons=reasons, allow_extra=allow_extra)[0]
 
@@ -218,9 +227,8 @@ class Predictor:
             checked = self._checkers[allow_extra].check(records[0])
             if checked is not None:
                 return self._rows(self._score_one(checked.values, reasons))
-        from painml.record import (
-            schema,  # pandera: imported only when a record needs the full schema
-        )
+        # lazy: one plainly valid patient is scored without pandas or pandera
+        from painml.record import schema
 
         validated = schema.load_records(list(records), classes=self.classes, allow_extra=allow_extra)
         if len(validated.frame) > 64:
@@ -251,10 +259,10 @@ class Predictor:
     # ------------------------------------------------------------------ reasons on one row
 
     def _fast_reasons(self, X, columns, scores, best, k, threads: int | None = None) -> list[list[Any]]:
-        """:func:`painml.explain.top_reasons` for rows already encoded: same values, same order, same labels.
+        """:func:`painml.explain.shap.top_reasons` for rows already encoded: same values, same order, same labels.
 
         No second pass through pandas: TreeSHAP over the predicted class's
-        trees only (:meth:`painml.trees.TreeEnsemble.contributions`), the
+        trees only (:meth:`painml.model.compiled.trees.TreeEnsemble.contributions`), the
         logistic model's exact linear SHAP. A test checks the result equals
         ``top_reasons`` row for row.
         """
@@ -298,6 +306,7 @@ class Predictor:
         if self._controller is None:
             with self._lock:
                 if self._controller is None:
+                    # lazy: only models without a compiled form need it
                     from threadpoolctl import ThreadpoolController
 
                     self._controller = ThreadpoolController()
@@ -322,6 +331,7 @@ class Predictor:
 
     def to_frame(self, scored: Scored, index: pd.Index | None = None, reasons: int = 0) -> pd.DataFrame:
         """The scored rows as a table: sets joined by ``|``, flags by ``; ``, one text column per reason."""
+        # lazy: one plainly valid patient is scored without pandas or pandera
         import pandas as pd
 
         n = len(scored.best)
@@ -413,7 +423,7 @@ def _check_reasons(reasons: int) -> int:
 
 
 class _Folding:
-    """Encoded column -> the record column or score it came from, as :func:`painml.explain.top_reasons` folds."""
+    """Encoded column -> the record column or score it came from, as :func:`painml.explain.shap.top_reasons` folds."""
 
     def __init__(self, names: list[str], matrix: np.ndarray):
         self.names = names
@@ -489,6 +499,7 @@ class _Profile:
 
 def _present(values: np.ndarray) -> np.ndarray:
     """Where an object column holds a value (``~pd.isna`` for text columns)."""
+    # lazy: one plainly valid patient is scored without pandas or pandera
     import pandas as pd
 
     return ~pd.isna(values)
@@ -523,6 +534,7 @@ def _unseen(values: np.ndarray, seen: frozenset[str]) -> list[tuple[int, str]]:
     """(row, value) for every text value not in ``seen``; missing values are never flagged."""
     if len(values) <= 64:
         return [(r, v) for r, v in enumerate(values.tolist()) if isinstance(v, str) and v not in seen]
+    # lazy: one plainly valid patient is scored without pandas or pandera
     import pandas as pd
 
     codes, uniques = pd.factorize(values)
@@ -536,5 +548,3 @@ def _unseen(values: np.ndarray, seen: frozenset[str]) -> list[tuple[int, str]]:
 def _number(x: float) -> str:
     x = float(x)
     return str(int(x)) if x.is_integer() else f"{x:g}"
-
-

@@ -1,7 +1,7 @@
 """MLflow "models from code" entry: the logged model is this file plus a bundle folder.
 
 No class of ours is pickled: MLflow runs this file on load, and the wrapper
-hands every request to :class:`painml.predict.Predictor`, the same object the
+hands every request to :class:`painml.serving.predictor.Predictor`, the same object the
 CLI, batch and HTTP paths use, so ``mlflow.pyfunc.load_model`` and
 ``mlflow models serve`` return exactly painml's probabilities.
 """
@@ -15,7 +15,7 @@ from mlflow.pyfunc import PythonModel
 
 class PainModel(PythonModel):
     def load_context(self, context) -> None:
-        from painml.serving.predictor import Predictor  # MLflow runs this file; the import is the door
+        from painml.serving.predictor import Predictor
 
         self.predictor = Predictor.from_folder(context.artifacts["bundle"])
 

@@ -15,11 +15,12 @@ Definitions used throughout:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
+from rich.table import Table
 from scipy.stats import norm
 
 from painml.features import screening
@@ -134,9 +135,9 @@ def _bayes_accuracy(df: pd.DataFrame, _: pd.DataFrame) -> Estimate:
     return wilson(int((predicted == df.pain_type.to_numpy()).sum()), len(df))
 
 
-_ALL = lambda df: pd.Series(True, index=df.index)  # noqa: E731
-_CLBP = lambda df: df.true_condition.isin(["chronic_low_back_pain", "lumbar_radiculopathy"])  # noqa: E731
-_KNEE = lambda df: df.true_condition == "knee_osteoarthritis"  # noqa: E731
+_ALL = lambda df: pd.Series(True, index=df.index)
+_CLBP = lambda df: df.true_condition.isin(["chronic_low_back_pain", "lumbar_radiculopathy"])
+_KNEE = lambda df: df.true_condition == "knee_osteoarthritis"
 _PD = screening.PAINDETECT_POSITIVE
 
 TARGETS: tuple[Target, ...] = (
@@ -147,8 +148,12 @@ TARGETS: tuple[Target, ...] = (
     Target(3, "painDETECT >= 19 in chronic low back pain", (0.29, 0.45), _rate("paindetect", _PD, _CLBP, None)),
     Target(3, "painDETECT >= 13 in knee osteoarthritis", (0.30, 0.50), _rate("paindetect", 13, _KNEE, None)),
     Target(3, "painDETECT >= 19 in knee osteoarthritis", (0.12, 0.28), _rate("paindetect", _PD, _KNEE, None)),
-    Target(4, "painDETECT >= 19, case-control: sensitivity", (0.50, 0.85), _rate("paindetect", _PD, _case_control, True)),
-    Target(4, "painDETECT >= 19, case-control: specificity", (0.80, 1.00), _rate("paindetect", _PD, _case_control, False)),
+    Target(
+        4, "painDETECT >= 19, case-control: sensitivity", (0.50, 0.85), _rate("paindetect", _PD, _case_control, True)
+    ),
+    Target(
+        4, "painDETECT >= 19, case-control: specificity", (0.80, 1.00), _rate("paindetect", _PD, _case_control, False)
+    ),
     Target(5, "LANSS >= 12, case-control: sensitivity", (0.75, 0.90), _rate("lanss", 12, _case_control, True)),
     Target(5, "LANSS >= 12, case-control: specificity", (0.75, 0.90), _rate("lanss", 12, _case_control, False)),
     Target(6, "share labelled neuropathic", (0.35, 0.51), _share("neuropathic")),
@@ -169,11 +174,16 @@ def evaluate_realism(cohort: pd.DataFrame) -> list[Result]:
 
 def realism_table(results: list[Result], title: str):
     """A rich table of the results, one row per target."""
-    from rich.table import Table
-
     table = Table(title=title)
-    for name, justify in (("#", "right"), ("target", "left"), ("simulated", "right"), ("95% interval", "right"),
-                          ("published band", "right"), ("n", "right"), ("inside", "center")):
+    for name, justify in (
+        ("#", "right"),
+        ("target", "left"),
+        ("simulated", "right"),
+        ("95% interval", "right"),
+        ("published band", "right"),
+        ("n", "right"),
+        ("inside", "center"),
+    ):
         table.add_column(name, justify=justify)
     for r in results:
         e, (lo, hi) = r.estimate, r.target.band

@@ -1,6 +1,6 @@
 """Clinically grounded cohort simulator with an exact posterior.
 
-The generative model (numbers in :mod:`painml.clinical_tables`): a latent
+The generative model (numbers in :mod:`painml.simulator.clinical_tables`): a latent
 condition, mechanism and expression ("state", 16 x 3 x 3 = 144 of them) set
 every recorded item independently; record keeping hides some items (whole
 questionnaire blocks by site, exam items at random, diagnostic tests ordered
@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -117,20 +117,37 @@ def _build_variables() -> dict[str, Variable]:
         out[column] = Variable(column, levels, scope, table)
 
     ages = np.arange(T.AGE_RANGE[0], T.AGE_RANGE[1] + 1)
-    add("age", tuple(ages.astype(float)), "condition",
-        _discretised_normal(_by_condition(lambda c: np.array(c.age[0])), _by_condition(lambda c: np.array(c.age[1])), ages))
+    add(
+        "age",
+        tuple(ages.astype(float)),
+        "condition",
+        _discretised_normal(
+            _by_condition(lambda c: np.array(c.age[0])), _by_condition(lambda c: np.array(c.age[1])), ages
+        ),
+    )
     add("sex", ("female", "male"), "condition", _by_condition(lambda c: np.array([c.female, 1 - c.female])))
     months = np.arange(T.DURATION_RANGE_MONTHS[0], T.DURATION_RANGE_MONTHS[1] + 1)
-    dur = np.stack([
-        np.diff(ndtr((np.log(np.r_[months - 0.5, months[-1] + 0.5]) - np.log(T.CONDITIONS[c].duration_months))
-                     / T.DURATION_SPREAD))
-        for c in CONDITIONS
-    ])
+    dur = np.stack(
+        [
+            np.diff(
+                ndtr(
+                    (np.log(np.r_[months - 0.5, months[-1] + 0.5]) - np.log(T.CONDITIONS[c].duration_months))
+                    / T.DURATION_SPREAD
+                )
+            )
+            for c in CONDITIONS
+        ]
+    )
     add("pain_duration_months", tuple(months.astype(float)), "condition", dur / dur.sum(axis=1, keepdims=True))
     intensity_mean = np.array([T.INTENSITY_MEAN[T.EXPRESSIONS[e]] for e in _STATE_EXPR]) + (
         T.INTENSITY_NEUROPATHIC_SHIFT * _NEURO_SHARE
     )
-    add("pain_intensity", tuple(np.arange(11.0)), "state", _discretised_normal(intensity_mean, T.INTENSITY_SD, np.arange(11)))
+    add(
+        "pain_intensity",
+        tuple(np.arange(11.0)),
+        "state",
+        _discretised_normal(intensity_mean, T.INTENSITY_SD, np.arange(11)),
+    )
     regions = BY_NAME["pain_region"].allowed
     add("pain_region", regions, "condition", _by_condition(lambda c: _normalised(c.region, regions)))
     dists = BY_NAME["pain_distribution"].allowed
@@ -139,8 +156,13 @@ def _build_variables() -> dict[str, Variable]:
     w = _NEURO_SHARE[:, None]
     add("pain_distribution", dists, "state", w * neuro + (1 - w) * noci)
     courses = BY_NAME["pain_course"].allowed
-    add("pain_course", courses, "state",
-        w * _normalised(T.COURSE["neuropathic"], courses) + (1 - w) * _normalised(T.COURSE["nociceptive"], courses))
+    add(
+        "pain_course",
+        courses,
+        "state",
+        w * _normalised(T.COURSE["neuropathic"], courses) + (1 - w) * _normalised(T.COURSE["nociceptive"], courses),
+    )
+
     def overrides(attr: str, item: str) -> dict[str, tuple[float, float, float]]:
         return {name: getattr(c, attr)[item] for name, c in T.CONDITIONS.items() if item in getattr(c, attr)}
 
@@ -158,7 +180,7 @@ def _build_variables() -> dict[str, Variable]:
     for col in COMORBIDITIES:
         if col.kind != "binary":
             continue
-        rate = _by_condition(lambda c: np.array(c.comorbidities.get(col.name, T.COMORBIDITY_BASE[col.name])))
+        rate = _by_condition(lambda c, n=col.name: np.array(c.comorbidities.get(n, T.COMORBIDITY_BASE[n])))
         add(col.name, (0.0, 1.0), "condition", _binary_table(rate))
     return out
 
@@ -221,7 +243,11 @@ def _likelihood_tables() -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     state_vars = [v for v in VARIABLES.values() if v.scope == "state"]
     with np.errstate(divide="ignore"):
         design = np.concatenate([np.r_[np.log(v.table).T, np.zeros((1, N_STATES))] for v in state_vars])
-        cond = [np.r_[np.log(v.table).T, np.zeros((1, len(CONDITIONS)))] for v in VARIABLES.values() if v.scope == "condition"]
+        cond = [
+            np.r_[np.log(v.table).T, np.zeros((1, len(CONDITIONS)))]
+            for v in VARIABLES.values()
+            if v.scope == "condition"
+        ]
     design = np.where(np.isfinite(design), design, _LOG_ZERO)
     cond = [np.where(np.isfinite(t), t, _LOG_ZERO) for t in cond]
     offsets = np.cumsum([0] + [len(v.levels) + 1 for v in state_vars])
@@ -300,7 +326,11 @@ def simulate(preset: str = "pain_clinic", n: int = 10_000, seed: int = 0) -> pd.
         codes[item] = np.where(instrument != "dn4", codes[item], -1)
     exam_done = rng.random(n) >= T.EXAM_NOT_DONE
     for item in EXAM:
-        rate = np.where(uses_dn4, T.DN4_EXAM_ITEM_NOT_DONE, T.EXAM_ITEM_NOT_DONE) if item in DN4_EXAM else T.EXAM_ITEM_NOT_DONE
+        rate = (
+            np.where(uses_dn4, T.DN4_EXAM_ITEM_NOT_DONE, T.EXAM_ITEM_NOT_DONE)
+            if item in DN4_EXAM
+            else T.EXAM_ITEM_NOT_DONE
+        )
         codes[item] = np.where(exam_done & (rng.random(n) >= rate), codes[item], -1)
 
     label = _draw(rng, LABEL_NOISE, state)

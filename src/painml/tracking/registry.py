@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from painml import DEFAULT_MODEL_NAME
 from painml.model.bundle import METADATA_FILE
 from painml.tracking.store import resolve_tracking_uri, use_store
 
-DEFAULT_MODEL_NAME = "painml-pain-type"
 DEFAULT_MODEL_URI = f"models:/{DEFAULT_MODEL_NAME}@champion"
 
 
@@ -64,6 +64,7 @@ def locate(uri: str | None = None, tracking_uri: str | None = None) -> Located:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ModelNotFound(f"{uri} in {store}: {message}") from None
     return Located(bundle_folder(path), uri, name, version, _mlmodel(path).get("run_id"), store)
+
 
 CANDIDATE = "candidate"
 
@@ -169,7 +170,7 @@ def _mlmodel(path: Path) -> dict[str, Any]:
 def _sqlite_path(store: str) -> Path | None:
     if not store.startswith("sqlite:///"):
         return None
-    path = Path(store[len("sqlite:///"):].split("?", 1)[0])
+    path = Path(store[len("sqlite:///") :].split("?", 1)[0])
     return path if path.is_file() else None
 
 
@@ -184,7 +185,7 @@ def _sqlite_model_version(store: str, uri: str) -> tuple[str, str, str | None, P
     path = _sqlite_path(store)
     if path is None:
         return None
-    ref = uri[len("models:/"):]
+    ref = uri[len("models:/") :]
     if "@" in ref:
         name, _, alias = ref.partition("@")
         version = None
@@ -196,8 +197,9 @@ def _sqlite_model_version(store: str, uri: str) -> tuple[str, str, str | None, P
     try:
         with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
             if alias is not None:
-                rows = db.execute("SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?",
-                                  (name, alias)).fetchall()
+                rows = db.execute(
+                    "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?", (name, alias)
+                ).fetchall()
                 if len(rows) != 1:
                     return None
                 version = str(rows[0][0])

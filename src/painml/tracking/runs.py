@@ -6,11 +6,14 @@ MLflow is imported inside the functions.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,39 @@ import pandas as pd
 
 from painml.model.bundle import ModelBundle
 from painml.record.projections import mlflow_column_types
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What the jobs read back of a run: its id, name, start time, tags and metrics."""
+
+    run_id: str
+    name: str | None
+    started: str
+    """UTC, to the minute."""
+    tags: dict[str, str]
+    metrics: dict[str, float]
+
+
+@contextlib.contextmanager
+def start_run(experiment_id: str, name: str) -> Iterator[str]:
+    """A new run of ``experiment_id`` for the block; yields its id, ends it on the way out."""
+    import mlflow
+
+    with mlflow.start_run(experiment_id=experiment_id, run_name=name) as run:
+        yield run.info.run_id
+
+
+def read_run(run_id: str) -> RunRecord:
+    """The run's name, start, tags and latest metrics."""
+    from mlflow import MlflowClient
+
+    run = MlflowClient().get_run(run_id)
+    started = datetime.fromtimestamp(run.info.start_time / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return RunRecord(
+        run_id, run.info.run_name, started, dict(run.data.tags), {k: float(v) for k, v in run.data.metrics.items()}
+    )
+
 
 REQUIREMENTS = ("scikit-learn", "lightgbm", "pandas", "numpy", "scipy", "skops", "pandera", "pyarrow", "mlflow")
 
@@ -58,8 +94,15 @@ def log_run(
         mlflow.log_artifacts(str(out))
 
 
-def log_model(bundle: ModelBundle, name: str, *, code_file: str, code_path: str, input_example: pd.DataFrame,
-              output_example: pd.DataFrame) -> str:
+def log_model(
+    bundle: ModelBundle,
+    name: str,
+    *,
+    code_file: str,
+    code_path: str,
+    input_example: pd.DataFrame,
+    output_example: pd.DataFrame,
+) -> str:
     """Log a bundle as a models-from-code pyfunc (``code_file`` runs on load) with a signature; its URI.
 
     No class of ours is pickled: MLflow copies ``code_path`` (the package) and the bundle folder.

@@ -103,5 +103,3 @@ def ensure_experiment(name: str, tracking_uri: str) -> str:
     if experiment.lifecycle_stage == "deleted":
         client.restore_experiment(experiment.experiment_id)
     return experiment.experiment_id
-
-

@@ -14,8 +14,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from painml.features import screening
+from painml.features.encoding import ScreeningScores, feature_sources
 from painml.model.background import known_means
 from painml.model.compiled import trees
 from painml.model.compiled.runtime import (
@@ -33,10 +38,6 @@ def compile_estimator(estimator: Any, classes: Sequence[str], metadata: BundleMe
     scikit-learn and LightGBM are imported here, never when scoring.
     """
     classes = list(classes)
-    from sklearn.pipeline import Pipeline
-
-    from painml.features.encoding import feature_sources
-
     calibrated = getattr(estimator, "calibrated_classifiers_", None)
     if calibrated is not None:
         if len(calibrated) != 1:
@@ -81,9 +82,13 @@ def compile_estimator(estimator: Any, classes: Sequence[str], metadata: BundleMe
         spec["model"] = {"kind": "trees", "order": order}
     elif hasattr(model, "coef_") and hasattr(model, "intercept_") and np.ndim(model.coef_) == 2:
         background = known_means(metadata.feature_means, transformer, feature_names)
-        spec["model"] = {"kind": "linear", "order": order, "coef": np.asarray(model.coef_, dtype=np.float64).tolist(),
-                         "intercept": np.asarray(model.intercept_, dtype=np.float64).tolist(),
-                         "background": background.tolist()}
+        spec["model"] = {
+            "kind": "linear",
+            "order": order,
+            "coef": np.asarray(model.coef_, dtype=np.float64).tolist(),
+            "intercept": np.asarray(model.intercept_, dtype=np.float64).tolist(),
+            "background": background.tolist(),
+        }
     else:
         raise Unsupported(f"model {type(model).__name__}")
     if calibrated is not None:
@@ -92,15 +97,16 @@ def compile_estimator(estimator: Any, classes: Sequence[str], metadata: BundleMe
         outer = [str(c) for c in estimator.classes_]
         if sorted(outer) != sorted(classes):
             raise Unsupported("the estimator's classes differ from the bundle's")
-        spec["calibration"] = {"kind": "temperature", "beta": float(inner.calibrators[0].beta_),
-                               "order": [outer.index(c) for c in classes]}
+        spec["calibration"] = {
+            "kind": "temperature",
+            "beta": float(inner.calibrators[0].beta_),
+            "order": [outer.index(c) for c in classes],
+        }
     return CompiledModel(spec, arrays)
 
 
 def _compile_transformer(transformer: Any, width: int) -> list[dict[str, Any]]:
     """One spec step per ColumnTransformer entry, in output order."""
-    from sklearn.compose import ColumnTransformer
-
     if not isinstance(transformer, ColumnTransformer):
         raise Unsupported("the features step is not a ColumnTransformer")
     steps = []
@@ -124,11 +130,6 @@ def _compile_transformer(transformer: Any, width: int) -> list[dict[str, Any]]:
 
 def _compile_step(step: Any, cols: list[str]) -> dict[str, Any]:
     """A ColumnTransformer entry: the first step reads columns, later ones map arrays."""
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder
-
-    from painml.features.encoding import ScreeningScores
-
     if isinstance(step, Pipeline):
         first, *rest = [s for _, s in step.steps]
         if _is_passthrough(first) or isinstance(first, (Pipeline, OneHotEncoder, ScreeningScores)):
@@ -150,12 +151,12 @@ def _compile_step(step: Any, cols: list[str]) -> dict[str, Any]:
 
 
 def _compile_array_step(step: Any) -> dict[str, Any]:
-    from sklearn.impute import SimpleImputer
-    from sklearn.preprocessing import StandardScaler
-
     if isinstance(step, StandardScaler):
-        return {"kind": "scale", "mean": step.mean_.tolist() if step.with_mean else None,
-                "scale": step.scale_.tolist() if step.with_std else None}
+        return {
+            "kind": "scale",
+            "mean": step.mean_.tolist() if step.with_mean else None,
+            "scale": step.scale_.tolist() if step.with_std else None,
+        }
     if isinstance(step, SimpleImputer):
         if not (isinstance(step.missing_values, float) and math.isnan(step.missing_values)):
             raise Unsupported("an imputer for values other than NaN")
@@ -171,8 +172,6 @@ def _compile_array_step(step: Any) -> dict[str, Any]:
 
 
 def _is_passthrough(step: Any) -> bool:
-    from sklearn.preprocessing import FunctionTransformer
-
     if isinstance(step, str):
         return step == "passthrough"
     return isinstance(step, FunctionTransformer) and step.func is None

@@ -6,14 +6,14 @@ call that converts the frame back to numbers: several milliseconds for a
 fraction of a millisecond of arithmetic, and a second or two of imports
 before the first one. Here the fitted estimator is read once into a
 :class:`CompiledModel`: a JSON description plus arrays, saved next to the
-estimator (:data:`painml.bundle.COMPILED_FILE`), and replayed on arrays:
+estimator (:data:`painml.model.bundle.COMPILED_FILE`), and replayed on arrays:
 
 - ``passthrough`` columns are stacked as float64, one-hot encoders use their
   fitted categories (NaN as a category of its own, unknown values as all
   zeros), imputers their statistics and missing-value indicators, scalers
   their mean and scale, the screening step
-  :func:`painml.screening.score_arrays`;
-- LightGBM's trees through :mod:`painml.trees` (the same sums, bit for bit),
+  :func:`painml.features.screening.score_arrays`;
+- LightGBM's trees through :mod:`painml.model.compiled.trees` (the same sums, bit for bit),
   the logistic model through its coefficients (summed by ``einsum``, whose
   order does not depend on how many rows are scored together: BLAS's does,
   by a few units in the last place);
@@ -94,7 +94,8 @@ class CompiledModel:
             from painml.model.compiled.trees import TreeEnsemble
 
             self.trees = TreeEnsemble.from_arrays(
-                {k[len(TREES_PREFIX):]: v for k, v in arrays.items() if k.startswith(TREES_PREFIX)})
+                {k[len(TREES_PREFIX) :]: v for k, v in arrays.items() if k.startswith(TREES_PREFIX)}
+            )
             self.coef = self.intercept = self.background = None
         else:
             self.trees = None
@@ -129,7 +130,7 @@ class CompiledModel:
         return screening.score_arrays(columns, self.score_names, n)
 
     def score_row(self, values: Mapping[str, Any]) -> dict[str, float]:
-        """:meth:`scores` for one record of scalars (:func:`painml.screening.score_record`)."""
+        """:meth:`scores` for one record of scalars (:func:`painml.features.screening.score_record`)."""
         return screening.score_record(values, self.score_names)
 
     def encode_row(self, values: Mapping[str, Any], scores: Mapping[str, float]) -> np.ndarray:
@@ -170,8 +171,8 @@ class CompiledModel:
         """Exact SHAP values (rows, encoded features) of each row's ``targets`` class (bundle order), raw scale.
 
         Trees: path-dependent TreeSHAP over that class's trees only
-        (:meth:`painml.trees.TreeEnsemble.contributions`). Logistic:
-        ``coef * (x - training mean)``, as :mod:`painml.explain` has it.
+        (:meth:`painml.model.compiled.trees.TreeEnsemble.contributions`). Logistic:
+        ``coef * (x - training mean)``, as :mod:`painml.explain.shap` has it.
         """
         model_targets = self._model_order[np.asarray(targets, dtype=np.intp)]
         if self.trees is not None:
@@ -341,5 +342,3 @@ def _category_index(value: Any, position: Mapping[Any, int], missing: int) -> in
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return missing
     return position.get(value, -1)
-
-

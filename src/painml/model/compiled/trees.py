@@ -131,8 +131,9 @@ def _transform(x, xr, b, n_variants):
 
 
 @_kernel
-def _raw_kernel(X, lo, hi, roots, depth, order, group_depth, column, threshold, left, right, value, n_variants,
-                n_classes, out):
+def _raw_kernel(
+    X, lo, hi, roots, depth, order, group_depth, column, threshold, left, right, value, n_variants, n_classes, out
+):
     """Margins of rows lo..hi added into out (zeroed), trees in LightGBM's order so sums are bit-identical."""
     n_trees = roots.shape[0] - 1  # the last root is an empty tree padding ``order``
     xr = np.empty((n_variants * X.shape[1], _ROW_BLOCK))
@@ -281,10 +282,35 @@ def _scratch_sizes(node_start, late_leaf, feat_start):
 
 
 @_kernel
-def _shap_kernel(X, targets, rows, n_classes, n_variants, node_start, column, threshold, child_slot,
-                 entry_start, entry_slot, entry_bits, entry_feature, entry_table, entry_coef, table,
-                 late_start, late_leaf, path_start, path_node, path_left, path_bit, feat_start, leaf_feature,
-                 leaf_zero, leaf_value, out):
+def _shap_kernel(
+    X,
+    targets,
+    rows,
+    n_classes,
+    n_variants,
+    node_start,
+    column,
+    threshold,
+    child_slot,
+    entry_start,
+    entry_slot,
+    entry_bits,
+    entry_feature,
+    entry_table,
+    entry_coef,
+    table,
+    late_start,
+    late_leaf,
+    path_start,
+    path_node,
+    path_left,
+    path_bit,
+    feat_start,
+    leaf_feature,
+    leaf_zero,
+    leaf_value,
+    out,
+):
     """SHAP values of ``rows`` (sorted by target) for their target class into out, a class's trees only.
 
     Rows of one class go through a tree as a block: each node and table entry
@@ -351,8 +377,9 @@ def _shap_kernel(X, targets, rows, n_classes, n_variants, node_start, column, th
                     for e in range(path_start[leaf], path_start[leaf + 1]):
                         if went_left[path_node[e], b] != path_left[e]:
                             one[path_bit[e]] = 0
-                    _leaf_on_the_fly(leaf_value[leaf], leaf_zero, leaf_feature, feat_start[leaf], d, one, w, p, q,
-                                     phi, b)
+                    _leaf_on_the_fly(
+                        leaf_value[leaf], leaf_zero, leaf_feature, feat_start[leaf], d, one, w, p, q, phi, b
+                    )
         for b in range(nb):
             r = rows[start + b]
             for j in range(n_features):
@@ -361,10 +388,34 @@ def _shap_kernel(X, targets, rows, n_classes, n_variants, node_start, column, th
 
 
 @_kernel
-def _shap_row(x, k, n_classes, n_variants, node_start, column, threshold, child_slot,
-              entry_start, entry_slot, entry_bits, entry_feature, entry_table, entry_coef, table,
-              late_start, late_leaf, path_start, path_node, path_left, path_bit, feat_start, leaf_feature,
-              leaf_zero, leaf_value, phi):
+def _shap_row(
+    x,
+    k,
+    n_classes,
+    n_variants,
+    node_start,
+    column,
+    threshold,
+    child_slot,
+    entry_start,
+    entry_slot,
+    entry_bits,
+    entry_feature,
+    entry_table,
+    entry_coef,
+    table,
+    late_start,
+    late_leaf,
+    path_start,
+    path_node,
+    path_left,
+    path_bit,
+    feat_start,
+    leaf_feature,
+    leaf_zero,
+    leaf_value,
+    phi,
+):
     """:func:`_shap_kernel` for one row, with flat scratch arrays (faster than a block of one row) and the
     same terms added in the same order."""
     n_features = x.shape[0]
@@ -405,8 +456,9 @@ def _shap_row(x, k, n_classes, n_variants, node_start, column, threshold, child_
             for e in range(path_start[leaf], path_start[leaf + 1]):
                 if went_left[path_node[e], 0] != path_left[e]:
                     one[path_bit[e]] = 0
-            _leaf_on_the_fly(leaf_value[leaf], leaf_zero, leaf_feature, feat_start[leaf], d, one, w, p, q, phi2,
-                             np.int64(0))
+            _leaf_on_the_fly(
+                leaf_value[leaf], leaf_zero, leaf_feature, feat_start[leaf], d, one, w, p, q, phi2, np.int64(0)
+            )
 
 
 # --------------------------------------------------------------------------- layout (numpy, once per model)
@@ -448,7 +500,7 @@ def _paths(child: np.ndarray, n_leaves: int) -> tuple[np.ndarray, np.ndarray, np
 class _Shap:
     """Leaf paths, tables and per-tree entry lists, built on first use: scoring never pays for them."""
 
-    def __init__(self, ens: "TreeEnsemble", budget: int) -> None:
+    def __init__(self, ens: TreeEnsemble, budget: int) -> None:
         node_start, leaf_start = ens._node_start, ens._leaf_start
         nodes_per_tree, leaves_per_tree = np.diff(node_start), np.diff(leaf_start)
         n_trees, n_leaves, n_features = len(nodes_per_tree), int(leaf_start[-1]), ens.n_features
@@ -479,8 +531,9 @@ class _Shap:
         table_start = np.full(n_leaves, -1, np.int64)
         sizes = cost[chosen]
         table_start[chosen] = np.cumsum(sizes) - sizes
-        self.table = _build_tables(path_start, feat_start, leaf_zero, feat_bits, ens._leaf_value, table_start,
-                                   int(sizes.sum()))
+        self.table = _build_tables(
+            path_start, feat_start, leaf_zero, feat_bits, ens._leaf_value, table_start, int(sizes.sum())
+        )
         # One entry per (tabulated leaf, feature), in tree order; the other leaves run late.
         tree_of_leaf = np.repeat(np.arange(n_trees), leaves_per_tree)
         entry_leaf = np.repeat(np.arange(n_leaves), n_unique)
@@ -494,21 +547,32 @@ class _Shap:
         # Each node's children as tree-local slots: the tree's nodes first, then its leaves.
         tree2 = np.repeat(tree_of_node, 2)
         child = ens._child
-        child_slot = np.where(child >= 0, child - node_start[tree2],
-                              nodes_per_tree[tree2] + ~child - leaf_start[tree2])
+        child_slot = np.where(child >= 0, child - node_start[tree2], nodes_per_tree[tree2] + ~child - leaf_start[tree2])
         self.tabulated, self.late = int(len(chosen)), int(len(late_leaf))
         self.args = (
-            ens.n_classes, ens._n_variants, node_start, ens._column.astype(np.uint32), ens._threshold,
+            ens.n_classes,
+            ens._n_variants,
+            node_start,
+            ens._column.astype(np.uint32),
+            ens._threshold,
             child_slot.astype(np.uint32).reshape(-1, 2),
             _offsets(entry_tree, n_trees),
             (nodes_per_tree[entry_tree] + entry_leaf - leaf_start[entry_tree]).astype(np.uint32),
             feat_bits[keep].astype(np.uint64),
             leaf_feature[keep].astype(np.uint32),
             table_start[entry_leaf].astype(np.uint64),
-            entry_coef, self.table,
-            _offsets(tree_of_leaf[late_leaf], n_trees), late_leaf,
-            path_start, node - node_start[tree_of_node[node]], left.astype(np.uint8),
-            group - feat_start[leaf], feat_start, leaf_feature, leaf_zero, ens._leaf_value,
+            entry_coef,
+            self.table,
+            _offsets(tree_of_leaf[late_leaf], n_trees),
+            late_leaf,
+            path_start,
+            node - node_start[tree_of_node[node]],
+            left.astype(np.uint8),
+            group - feat_start[leaf],
+            feat_start,
+            leaf_feature,
+            leaf_zero,
+            ens._leaf_value,
         )
 
 
@@ -546,8 +610,13 @@ class TreeEnsemble:
         node_start, leaf_start = s["node_start"], s["leaf_start"]
         n_trees = node_start.shape[0] - 1
         n_nodes, n_leaves = s["split_feature"].shape[0], s["leaf_value"].shape[0]
-        if (self.n_classes < 1 or self.n_features < 1 or n_trees < 0 or n_trees % self.n_classes
-                or leaf_start.shape != (n_trees + 1,)):
+        if (
+            self.n_classes < 1
+            or self.n_features < 1
+            or n_trees < 0
+            or n_trees % self.n_classes
+            or leaf_start.shape != (n_trees + 1,)
+        ):
             raise ValueError("tree arrays: inconsistent tree counts")
         for key in ("threshold", "decision_type", "left_child", "right_child", "internal_count"):
             if s[key].shape != (n_nodes,):
@@ -555,8 +624,14 @@ class TreeEnsemble:
         if s["leaf_count"].shape != (n_leaves,):
             raise ValueError("tree arrays: leaf_count has the wrong length")
         nodes_per_tree, leaves_per_tree = np.diff(node_start), np.diff(leaf_start)
-        if (node_start[0] != 0 or leaf_start[0] != 0 or node_start[-1] != n_nodes or leaf_start[-1] != n_leaves
-                or (nodes_per_tree < 0).any() or (leaves_per_tree != nodes_per_tree + 1).any()):
+        if (
+            node_start[0] != 0
+            or leaf_start[0] != 0
+            or node_start[-1] != n_nodes
+            or leaf_start[-1] != n_leaves
+            or (nodes_per_tree < 0).any()
+            or (leaves_per_tree != nodes_per_tree + 1).any()
+        ):
             raise ValueError("tree arrays: inconsistent node and leaf offsets")
         if n_nodes and (s["split_feature"].min() < 0 or s["split_feature"].max() >= self.n_features):
             raise ValueError("tree arrays: split feature out of range")
@@ -622,13 +697,24 @@ class TreeEnsemble:
         order = np.argsort(depth, kind="stable")  # trees walked together have similar depths
         order = np.concatenate([order, np.full((-n_trees) % _TREE_BLOCK, n_trees)]).astype(np.int64)
         group_depth = np.append(depth, 0)[order].reshape(-1, _TREE_BLOCK).max(axis=1, initial=0)
-        self._score_args = (roots, depth.astype(np.int64), order, group_depth, column, threshold, left, right,
-                            value, self._n_variants, self.n_classes)
+        self._score_args = (
+            roots,
+            depth.astype(np.int64),
+            order,
+            group_depth,
+            column,
+            threshold,
+            left,
+            right,
+            value,
+            self._n_variants,
+            self.n_classes,
+        )
 
     # -- construction
 
     @classmethod
-    def from_booster(cls, booster: Any, table_budget: int | None = None) -> "TreeEnsemble":
+    def from_booster(cls, booster: Any, table_budget: int | None = None) -> TreeEnsemble:
         """The trees ``booster.predict`` uses by default: the best iteration's when there is one, else all.
 
         ``booster`` is a ``lightgbm.Booster`` (or a fitted LightGBM scikit-learn model).
@@ -638,7 +724,7 @@ class TreeEnsemble:
         return cls(_parse_model(booster.model_to_string(num_iteration=iterations)), table_budget)
 
     @classmethod
-    def from_arrays(cls, arrays: Mapping[str, np.ndarray], table_budget: int | None = None) -> "TreeEnsemble":
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], table_budget: int | None = None) -> TreeEnsemble:
         """The ensemble :meth:`arrays` gave (e.g. from ``np.load``), without LightGBM."""
         return cls(arrays, table_budget)
 
@@ -720,8 +806,12 @@ class TreeEnsemble:
     def table_info(self) -> dict[str, int]:
         """SHAP table size and coverage (builds the tables): for benchmarks and capacity planning."""
         sh = self._shap()
-        return {"table_bytes": int(sh.table.nbytes), "leaves": int(self._leaf_start[-1]),
-                "tabulated_leaves": sh.tabulated, "late_leaves": sh.late}
+        return {
+            "table_bytes": int(sh.table.nbytes),
+            "leaves": int(self._leaf_start[-1]),
+            "tabulated_leaves": sh.tabulated,
+            "late_leaves": sh.late,
+        }
 
     def _shap(self) -> _Shap:
         state = self._shap_state
@@ -781,9 +871,19 @@ def _parse_model(text: str) -> dict[str, np.ndarray]:
     n_features = int(header["max_feature_idx"]) + 1
     body = rest.partition("\nend of trees")[0]
     blocks = body.split("\nTree=") if body.strip() else []
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("split_feature", "threshold", "decision_type",
-                                                          "left_child", "right_child", "internal_count",
-                                                          "leaf_value", "leaf_count")}
+    parts: dict[str, list[np.ndarray]] = {
+        k: []
+        for k in (
+            "split_feature",
+            "threshold",
+            "decision_type",
+            "left_child",
+            "right_child",
+            "internal_count",
+            "leaf_value",
+            "leaf_count",
+        )
+    }
     nodes, leaves = [0], [0]
     for block in blocks:
         tree = dict(line.split("=", 1) for line in block.splitlines()[1:] if "=" in line)
@@ -810,6 +910,11 @@ def _parse_model(text: str) -> dict[str, np.ndarray]:
     if len(blocks) % n_classes:
         raise Unsupported("a tree count that is not a whole number of iterations")
     out = {key: (np.concatenate(v) if v else np.zeros(0, _STORED[key])) for key, v in parts.items()}
-    out.update(format=np.int64(FORMAT), n_classes=np.int64(n_classes), n_features=np.int64(n_features),
-               node_start=np.array(nodes, np.int64), leaf_start=np.array(leaves, np.int64))
+    out.update(
+        format=np.int64(FORMAT),
+        n_classes=np.int64(n_classes),
+        n_features=np.int64(n_features),
+        node_start=np.array(nodes, np.int64),
+        leaf_start=np.array(leaves, np.int64),
+    )
     return {key: np.asarray(out[key], dtype=dtype) for key, dtype in _STORED.items()}
