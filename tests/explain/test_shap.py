@@ -12,13 +12,12 @@ import pytest
 from painml.config import load_config
 from painml.explain import plots as explain_plots
 from painml.explain import shap as explain
-from painml.explain.reasons import AWAY, TOWARDS
 from painml.features.encoding import feature_sources
 from painml.jobs import explain as explain_job
 from painml.model.bundle import ModelBundle
 from painml.model.dataset import load_dataset, split_rows
 from painml.model.fit import build_bundle, fit_family
-from painml.record.vocabulary import reason_label
+from painml.record.vocabulary import AWAY, TOWARDS, reason_label
 from painml.serving.predictor import Predictor
 
 REPO = Path(__file__).resolve().parents[2]

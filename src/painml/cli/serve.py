@@ -23,6 +23,7 @@ import typer
 from rich.console import Console
 
 from painml.record.problems import SchemaError
+from painml.record.vocabulary import NEUPSIG_GRADES, reason_sentence
 from painml.tracking.registry import DEFAULT_MODEL_URI
 
 serve_app = typer.Typer(
@@ -136,9 +137,6 @@ def _read_payload(fields: list[str] | None, input: Path | None) -> Any:
 
 
 def _summary(row: dict[str, Any], predictor) -> None:
-    # lazy: each command imports only what it runs (a one-patient command starts in well under a second)
-    from painml.features import screening
-
     who = row.get("patient_id") or "(no patient_id)"
     out.print(f"[bold]{who}[/]  [dim]{row['model']} v{row['model_version'] or '-'}[/]")
     classes = predictor.classes
@@ -153,16 +151,15 @@ def _summary(row: dict[str, Any], predictor) -> None:
     shown = [
         f"DN4 {_num(row.get('dn4'))}/10",
         f"painDETECT {_num(row.get('paindetect'))}",
-        "NeuPSIG " + ("-" if grade is None else screening.NEUPSIG_GRADES[int(grade)]),
+        "NeuPSIG " + ("-" if grade is None else NEUPSIG_GRADES[int(grade)]),
     ]
     out.print("  screening: " + ", ".join(shown))
     for flag in row.get("flags") or []:
         out.print(f"  [yellow]flag[/]: {flag}")
     for reason in row.get("reasons") or []:
         sign = "+" if reason["size"] >= 0 else "-"
-        out.print(
-            f"  {sign} {reason['label']} ({reason['direction']} {reason['class_name']}, {reason['size']:+.2f} log-odds)"
-        )
+        sentence = reason_sentence(reason["label"], reason["direction"], reason["class_name"], reason["size"])
+        out.print(f"  {sign} {sentence}", markup=False)
 
 
 def _num(value: Any) -> str:

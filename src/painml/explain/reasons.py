@@ -16,8 +16,7 @@ import numpy as np
 
 from painml.features import screening
 from painml.record.columns import FEATURE_COLUMNS
-
-TOWARDS, AWAY = "towards", "away from"
+from painml.record.vocabulary import AWAY, TOWARDS, reason_sentence
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class Reason:
     size: float
 
     def __str__(self) -> str:
-        return f"{self.label} ({self.direction} {self.class_name}, {self.size:+.2f} log-odds)"
+        return reason_sentence(self.label, self.direction, self.class_name, self.size)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,15 +66,13 @@ def fold_matrix(encoded: Sequence[str], sources: Mapping[str, str], folded: Sequ
 
 
 def reasons_text(explanation: Any, row: int, k: int | None = None, n: int = 3) -> list[str]:
-    """Plain sentences: "brush allodynia: present pushed towards neuropathic (+0.42 log-odds)"."""
+    """The ``n`` largest reasons of one row for class ``k`` (default: the predicted one), as sentences."""
     k = int(explanation.predicted[row]) if k is None else k
     cls = explanation.classes[k]
     values = explanation.values[row, :, k]
     out = []
     for j in np.argsort(-np.abs(values))[:n]:
         v = float(values[j])
-        out.append(
-            f"{explanation.label(row, explanation.feature_names[j])} pushed "
-            f"{TOWARDS if v >= 0 else AWAY} {cls} ({v:+.2f} log-odds)"
-        )
+        label = explanation.label(row, explanation.feature_names[j])
+        out.append(reason_sentence(label, TOWARDS if v >= 0 else AWAY, cls, v))
     return out

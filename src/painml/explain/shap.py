@@ -52,20 +52,13 @@ import lightgbm
 import numpy as np
 import pandas as pd
 
-from painml.explain.reasons import (
-    AWAY,
-    TOWARDS,
-    Reason,
-    fold_matrix,
-    folded_names,
-    largest,
-)
+from painml.explain.reasons import Reason, fold_matrix, folded_names, largest
 from painml.features import screening
 from painml.features.encoding import feature_sources
 from painml.model.background import fill_unknown_means, known_means
 from painml.model.bundle import ModelBundle
 from painml.record.columns import BY_NAME
-from painml.record.vocabulary import display_name, display_value, plain, reason_label
+from painml.record.vocabulary import AWAY, TOWARDS, display_name, display_value, plain, reason_label
 
 __all__ = [
     "Example",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 import pandera.pandas as pa
 
@@ -171,6 +172,42 @@ def _md_allowed(column: Column) -> str:
 def mlflow_column_types() -> dict[str, str]:
     """The MLflow signature type of every record column (identifiers and categories are strings)."""
     return {c.name: "double" if c.kind in ("binary", "integer", "number") else "string" for c in INPUT_COLUMNS}
+
+
+def record_json_schema(classes: list[str] | None = None) -> dict[str, Any]:
+    """JSON Schema of one patient record, from the column table (for the docs; the schema module decides)."""
+    properties: dict[str, Any] = {}
+    for column in INPUT_COLUMNS:
+        properties[column.name] = _field_schema(column)
+    label = _field_schema(LABEL)
+    if classes:
+        label["enum"] = list(classes)
+    properties[LABEL.name] = label
+    return {
+        "type": "object",
+        "title": "PatientRecord",
+        "description": "One patient's assessment; every field is optional (missing = not recorded).",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+
+
+def _field_schema(column: Column) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": column.meaning}
+    if column.kind == "binary":
+        out["type"] = ["boolean", "null"]
+    elif column.kind in ("integer", "number"):
+        out["type"] = ["integer" if column.kind == "integer" else "number", "null"]
+        if column.low is not None:
+            out["minimum"] = column.low
+        if column.high is not None:
+            out["maximum"] = column.high
+    elif column.kind == "category":
+        out["type"] = ["string", "null"]
+        out["enum"] = [*column.allowed, None]
+    else:
+        out["type"] = ["string", "null"]
+    return out
 
 
 if __name__ == "__main__":

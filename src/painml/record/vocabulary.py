@@ -151,6 +151,14 @@ def display_value(feature: str, value: Any) -> str:
     return _number(value)
 
 
+TOWARDS, AWAY = "towards", "away from"
+
+
+def reason_sentence(label: str, direction: str, class_name: str, size: float) -> str:
+    """One reason as people read it: "brush allodynia: present (towards neuropathic, +0.42 log-odds)"."""
+    return f"{label} ({direction} {class_name}, {size:+.2f} log-odds)"
+
+
 def reason_label(feature: str, value: Any) -> str:
     return f"{display_name(feature)}: {display_value(feature, value)}"
 

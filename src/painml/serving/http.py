@@ -36,11 +36,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from painml.record.columns import INPUT_COLUMNS, LABEL
 from painml.record.problems import SchemaError
+from painml.record.projections import record_json_schema
 from painml.serving.predictor import MAX_REASONS, Predictor
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_TIMEOUT_S", "create_app", "record_json_schema"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_TIMEOUT_S", "create_app"]
 
 log = logging.getLogger(__name__)
 
@@ -280,42 +280,6 @@ def _error(status: int, detail: str, problems: list[dict[str, Any]] | None = Non
 
 
 # --------------------------------------------------------------------------- OpenAPI
-
-
-def record_json_schema(classes: list[str] | None = None) -> dict[str, Any]:
-    """JSON Schema of one patient record, from the column table (for the docs; the schema module decides)."""
-    properties: dict[str, Any] = {}
-    for column in INPUT_COLUMNS:
-        properties[column.name] = _field_schema(column)
-    label = _field_schema(LABEL)
-    if classes:
-        label["enum"] = list(classes)
-    properties[LABEL.name] = label
-    return {
-        "type": "object",
-        "title": "PatientRecord",
-        "description": "One patient's assessment; every field is optional (missing = not recorded).",
-        "properties": properties,
-        "additionalProperties": False,
-    }
-
-
-def _field_schema(column: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"description": column.meaning}
-    if column.kind == "binary":
-        out["type"] = ["boolean", "null"]
-    elif column.kind in ("integer", "number"):
-        out["type"] = ["integer" if column.kind == "integer" else "number", "null"]
-        if column.low is not None:
-            out["minimum"] = column.low
-        if column.high is not None:
-            out["maximum"] = column.high
-    elif column.kind == "category":
-        out["type"] = ["string", "null"]
-        out["enum"] = [*column.allowed, None]
-    else:
-        out["type"] = ["string", "null"]
-    return out
 
 
 def _prediction_schema(predictor: Predictor) -> dict[str, Any]:
