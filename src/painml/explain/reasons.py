@@ -65,7 +65,7 @@ def fold_matrix(encoded: Sequence[str], sources: Mapping[str, str], folded: Sequ
     return matrix
 
 
-def reasons_text(explanation: Any, row: int, k: int | None = None, n: int = 3) -> list[str]:
+def reasons_text(explanation: Any, row: int, k: int | None = None, n: int = 3, *, plain: bool = False) -> list[str]:
     """The ``n`` largest reasons of one row for class ``k`` (default: the predicted one), as sentences."""
     k = int(explanation.predicted[row]) if k is None else k
     cls = explanation.classes[k]
@@ -74,5 +74,5 @@ def reasons_text(explanation: Any, row: int, k: int | None = None, n: int = 3) -
     for j in np.argsort(-np.abs(values))[:n]:
         v = float(values[j])
         label = explanation.label(row, explanation.feature_names[j])
-        out.append(reason_sentence(label, TOWARDS if v >= 0 else AWAY, cls, v))
+        out.append(reason_sentence(label, TOWARDS if v >= 0 else AWAY, cls, v, plain=plain))
     return out

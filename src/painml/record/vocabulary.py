@@ -154,8 +154,11 @@ def display_value(feature: str, value: Any) -> str:
 TOWARDS, AWAY = "towards", "away from"
 
 
-def reason_sentence(label: str, direction: str, class_name: str, size: float) -> str:
-    """One reason as people read it: "brush allodynia: present (towards neuropathic, +0.42 log-odds)"."""
+def reason_sentence(label: str, direction: str, class_name: str, size: float, *, plain: bool = False) -> str:
+    """One reason as people read it: "brush allodynia: present (towards neuropathic, +0.42 log-odds)";
+    ``plain`` for a clinical reader: "brush allodynia: present: made neuropathic more likely (+0.42 log-odds)"."""
+    if plain:
+        return f"{label}: made {class_name} {'more' if direction == TOWARDS else 'less'} likely ({size:+.2f} log-odds)"
     return f"{label} ({direction} {class_name}, {size:+.2f} log-odds)"
 
 

@@ -48,8 +48,9 @@ class ReportInputs:
     """The winner's probabilities on the test rows, when the caller has them (training does)."""
 
 
-def bootstrap_intervals(y_index: np.ndarray, proba: np.ndarray, reps: int = BOOTSTRAP_REPS,
-                        level: float = CI_LEVEL, seed: int = 0) -> pd.DataFrame:
+def bootstrap_intervals(
+    y_index: np.ndarray, proba: np.ndarray, reps: int = BOOTSTRAP_REPS, level: float = CI_LEVEL, seed: int = 0
+) -> pd.DataFrame:
     """Percentile bootstrap intervals on the test rows for macro-F1, balanced accuracy and log-loss."""
     n, c = proba.shape
     rng = np.random.default_rng(seed)
@@ -88,14 +89,17 @@ def _f1_balanced(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return f1.mean(axis=1), np.nanmean(recall, axis=1)
 
 
-def component_table(baselines: pd.DataFrame, y_true: np.ndarray, proba: np.ndarray, classes: list[str],
-                    model_name: str) -> pd.DataFrame:
+def component_table(
+    baselines: pd.DataFrame, y_true: np.ndarray, proba: np.ndarray, classes: list[str], model_name: str
+) -> pd.DataFrame:
     """The yes/no screening tools against the model on their question: is a neuropathic component present?
 
     The model answers with P(not nociceptive) >= 0.5, on every row the tools
     were asked about (rows labelled nociceptive, neuropathic or mixed).
     """
-    tools = baselines[baselines["question"] == "neuropathic component"] if "question" in baselines else baselines.iloc[:0]
+    tools = (
+        baselines[baselines["question"] == "neuropathic component"] if "question" in baselines else baselines.iloc[:0]
+    )
     present = [c for c in COMPONENT_PRESENT if c in classes]
     absent = [c for c in COMPONENT_ABSENT if c in classes]
     rows = []
@@ -107,11 +111,27 @@ def component_table(baselines: pd.DataFrame, y_true: np.ndarray, proba: np.ndarr
         sens = float(positive[truth].mean()) if truth.any() else np.nan
         spec = float((~positive[~truth]).mean()) if (~truth).any() else np.nan
         auc = float(roc_auc_score(truth, score)) if 0 < truth.sum() < len(truth) else np.nan
-        rows.append({"tool": f"{model_name} (P(neuropathic or mixed) >= 0.5)", "coverage": 1.0, "sensitivity": sens,
-                     "specificity": spec, "balanced_accuracy": (sens + spec) / 2, "auroc": auc})
+        rows.append(
+            {
+                "tool": f"{model_name} (P(neuropathic or mixed) >= 0.5)",
+                "coverage": 1.0,
+                "sensitivity": sens,
+                "specificity": spec,
+                "balanced_accuracy": (sens + spec) / 2,
+                "auroc": auc,
+            }
+        )
     for _, b in tools.iterrows():
-        rows.append({"tool": b["baseline"], "coverage": b["coverage"], "sensitivity": b["sensitivity"],
-                     "specificity": b["specificity"], "balanced_accuracy": b["balanced_accuracy"], "auroc": b["auroc"]})
+        rows.append(
+            {
+                "tool": b["baseline"],
+                "coverage": b["coverage"],
+                "sensitivity": b["sensitivity"],
+                "specificity": b["specificity"],
+                "balanced_accuracy": b["balanced_accuracy"],
+                "auroc": b["auroc"],
+            }
+        )
     return pd.DataFrame(rows, columns=["tool", "coverage", "sensitivity", "specificity", "balanced_accuracy", "auroc"])
 
 
@@ -125,7 +145,12 @@ def missingness(frame: pd.DataFrame) -> pd.DataFrame:
         if not present:
             continue
         missing = frame[present].isna()
-        rows.append({"block": block_title(block).name, "columns": len(present),
-                     "rows with the whole block missing": float(missing.all(axis=1).mean()),
-                     "cells missing": float(missing.to_numpy().mean())})
+        rows.append(
+            {
+                "block": block_title(block).name,
+                "columns": len(present),
+                "rows with the whole block missing": float(missing.all(axis=1).mean()),
+                "cells missing": float(missing.to_numpy().mean()),
+            }
+        )
     return pd.DataFrame(rows)
