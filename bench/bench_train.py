@@ -57,8 +57,8 @@ def fit_once(family: str, n_train: int, test_rows: int) -> dict:
     fit_s = time.perf_counter() - start
     test = rows["test"]
     proba = Predictor(bundle).predict_proba(data.X.iloc[test])
-    metrics = classification_metrics(data.y[test], proba, list(cfg.labels))
-    oracle = oracle_metrics(data.records.truth.iloc[test], data.y[test], list(cfg.labels))
+    metrics = classification_metrics(data.y[test], proba, list(cfg.classes))
+    oracle = oracle_metrics(data.records.truth.iloc[test], data.y[test], list(cfg.classes))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "family": family,

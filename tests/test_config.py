@@ -108,7 +108,7 @@ def test_defaults() -> None:
     config = TrainConfig.model_validate(MINIMAL)
     assert config.seed == 42
     assert config.data == SimulatedData(source="simulate", preset="pain_clinic", n=20_000, seed=7)
-    assert config.labels == DEFAULT_CLASSES
+    assert config.classes == DEFAULT_CLASSES
     assert config.features.groups == FEATURE_GROUPS and config.features.missing_indicators
     assert config.models == (GbmConfig(family="gbm"),)
     assert (config.split.test_size, config.split.calibration_size, config.split.stratify) == (0.2, 0.15, True)
@@ -156,7 +156,7 @@ def test_config_is_frozen() -> None:
         config.seed = 1  # type: ignore[misc]
     with pytest.raises(ValidationError):
         config.models[0].learning_rate = 0.5  # type: ignore[misc]
-    assert isinstance(config.models, tuple) and isinstance(config.labels, tuple)
+    assert isinstance(config.models, tuple) and isinstance(config.classes, tuple)
 
 
 def test_config_round_trips_through_yaml(tmp_path: Path) -> None:

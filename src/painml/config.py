@@ -27,6 +27,7 @@ from pydantic_core import ErrorDetails
 
 from painml import DEFAULT_MODEL_NAME
 from painml.record.columns import DEFAULT_CLASSES
+from painml.record.labels import resolve
 
 FeatureGroup = Literal[
     "demographics",
@@ -72,6 +73,41 @@ def _no_repeats(values: Sequence[str], what: str) -> None:
     repeated = sorted({v for v in values if values.count(v) > 1})
     if repeated:
         raise ValueError(f"{what} listed more than once: {', '.join(repeated)}")
+
+
+class LabelConfig(_Frozen):
+    """The classes a model predicts, and how a clinic's recorded labels reach them.
+
+    Written as a plain list (``labels: [nociceptive, neuropathic]``) or as a
+    mapping with ``classes``, ``map`` and ``drop``.
+    """
+
+    classes: tuple[Annotated[str, AfterValidator(_snake_case)], ...] = Field(DEFAULT_CLASSES, min_length=2)
+    """Classes in the order of the probability columns."""
+    map: dict[str, str] = {}
+    """Recorded value -> class (or another mapped value: ``{both: mixed, mixed: neuropathic}``)."""
+    drop: tuple[str, ...] = ()
+    """Recorded values whose rows are left out of training, with a count in the output."""
+
+    @field_validator("classes")
+    @classmethod
+    def _unique_classes(cls, classes: tuple[str, ...]) -> tuple[str, ...]:
+        _no_repeats(classes, "labels")
+        return classes
+
+    @model_validator(mode="after")
+    def _rules_reach_a_class(self) -> LabelConfig:
+        clash = sorted(set(self.map) & set(self.drop))
+        if clash:
+            raise ValueError(f"labels both mapped and dropped: {', '.join(clash)}")
+        for value in self.map:
+            target = resolve(value, self.map)
+            if target not in self.classes and target not in self.drop:
+                raise ValueError(
+                    f"label map sends {value!r} to {target!r}, which is neither one of the classes "
+                    f"({', '.join(self.classes)}) nor dropped"
+                )
+        return self
 
 
 class SimulatedData(_Frozen):
@@ -133,16 +169,40 @@ class GbmConfig(_Frozen):
     """Rounds without improvement before stopping; null trains all n_estimators."""
 
 
+def _positive_or_auto(C: float | str) -> float | str:
+    if not isinstance(C, str) and C <= 0:
+        raise ValueError("must be greater than 0, or auto")
+    return C
+
+
+Penalty = Annotated[float | Literal["auto"], AfterValidator(_positive_or_auto)]
+
+
 class LogisticConfig(_Frozen):
-    """Multinomial logistic regression: the transparent baseline the GBM has to beat."""
+    """Multinomial (or binary) logistic regression: the transparent baseline the GBM has to beat."""
 
     family: Literal["logistic"]
-    C: float = Field(1.0, gt=0)
-    """Inverse regularisation strength, as in scikit-learn."""
+    C: Penalty = 1.0
+    """Inverse regularisation strength, as in scikit-learn; ``auto`` chooses it by inner 5-fold CV on log-loss."""
     max_iter: int = Field(2000, ge=1)
 
 
-ModelConfig = Annotated[GbmConfig | LogisticConfig, Field(discriminator="family")]
+class ScreeningConfig(_Frozen):
+    """Penalised logistic regression on the screening questionnaires' totals only (DN4, DN4-interview,
+    painDETECT, LANSS, ID-Pain, NeuPSIG grade, each with a missing indicator): the tools clinicians
+    already trust, re-weighted for the site. A handful of parameters per class contrast, so it is the
+    honest floor at 100 to 300 patients. Only the scores computable from the config's feature groups
+    are used (a questionnaire-only config gets no score that needs the examination)."""
+
+    family: Literal["screening"]
+    C: Penalty = "auto"
+    """As for the logistic family; ``auto`` chooses it by inner 5-fold CV on log-loss."""
+    max_iter: int = Field(2000, ge=1)
+
+
+ModelConfig = Annotated[GbmConfig | LogisticConfig | ScreeningConfig, Field(discriminator="family")]
+FAMILY_SIMPLICITY = ("screening", "logistic", "gbm")
+"""Simplest first: within one standard error of the best, the simpler family wins."""
 
 
 class SplitConfig(_Frozen):
@@ -162,6 +222,31 @@ class SplitConfig(_Frozen):
                 "it must be below 0.8 so that training keeps over 20% of rows"
             )
         return self
+
+
+class ValidationConfig(_Frozen):
+    """How performance is estimated. ``auto`` resamples below ``auto_rows`` labelled rows and holds out
+    above. Under ``cv`` and ``bootstrap`` the registered model is fitted on all rows, and everything learned
+    from data (early stopping, temperature, conformal threshold) is repeated inside each resample."""
+
+    method: Literal["auto", "holdout", "cv", "bootstrap"] = "auto"
+    folds: int = Field(5, ge=2, le=20)
+    repeats: int = Field(10, ge=1, le=100)
+    resamples: int = Field(200, ge=10, le=2000)
+    """Bootstrap refits (``bootstrap``), for Harrell's optimism correction and prediction stability."""
+    auto_rows: int = Field(5000, ge=100)
+    anticipated_c: float | None = Field(None, gt=0.5, lt=1)
+    """The C statistic expected of every class pair, for the sample-size check before fitting (e.g. from a
+    published model); empty: each pair's C under the simulator's exact posterior for ``anticipated_preset``,
+    the best any model could do on such patients, so the check is optimistic."""
+    anticipated_preset: Preset | None = None
+    """The simulated clinic closest to the data; empty: the data's own preset when simulated, else pain_clinic."""
+
+    def resolve(self, rows: int) -> str:
+        """The method used for a cohort of ``rows`` labelled patients."""
+        if self.method != "auto":
+            return self.method
+        return "cv" if rows < self.auto_rows else "holdout"
 
 
 class SearchConfig(_Frozen):
@@ -188,11 +273,13 @@ class TrainConfig(_Frozen):
     seed: Seed = 42
     """Seed of the splits, the models and the search."""
     data: DataConfig
-    labels: tuple[Annotated[str, AfterValidator(_snake_case)], ...] = Field(DEFAULT_CLASSES, min_length=2)
-    """Classes in the order of the probability columns."""
+    labels: LabelConfig = LabelConfig()
+    """The classes (a list), or ``{classes, map, drop}`` to map and drop the values a file records."""
     features: FeatureConfig = FeatureConfig()
     models: tuple[ModelConfig, ...] = Field(min_length=1)
     split: SplitConfig = SplitConfig()
+    """Used by holdout validation only."""
+    validation: ValidationConfig = ValidationConfig()
     calibration: Literal["sigmoid", "isotonic", "temperature", "none"] = "temperature"
     """Temperature scaling keeps the ranking and needs the fewest calibration rows."""
     class_weight: Literal["balanced", "none"] = "none"
@@ -204,15 +291,24 @@ class TrainConfig(_Frozen):
     """Target coverage of the prediction sets: the true class is in the set this often."""
     tracking: TrackingConfig = TrackingConfig()
 
-    @field_validator("labels")
+    @field_validator("labels", mode="before")
     @classmethod
-    def _unique_labels(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
-        _no_repeats(labels, "labels")
-        return labels
+    def _list_is_classes(cls, labels: Any) -> Any:
+        return {"classes": labels} if isinstance(labels, list | tuple) else labels
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The configured classes, in the order of the probability columns."""
+        return self.labels.classes
+
+    @field_validator("validation", mode="before")
+    @classmethod
+    def _word_is_method(cls, validation: Any) -> Any:
+        return {"method": validation} if isinstance(validation, str) else validation
 
     @field_validator("models")
     @classmethod
-    def _one_per_family(cls, models: tuple[GbmConfig | LogisticConfig, ...]) -> tuple[GbmConfig | LogisticConfig, ...]:
+    def _one_per_family(cls, models: tuple[Any, ...]) -> tuple[Any, ...]:
         _no_repeats([m.family for m in models], "model families")
         return models
 
@@ -235,8 +331,10 @@ class TrainConfig(_Frozen):
 
     def flat(self) -> dict[str, str | int | float | bool]:
         """Dotted keys to scalars, for mlflow.log_params; models are keyed by family."""
-        out: dict[str, str | int | float | bool] = {}
-        _flatten(self.model_dump(mode="json", exclude={"models"}), "", out)
+        out: dict[str, str | int | float | bool] = {"labels": ",".join(self.classes)}
+        _flatten(self.model_dump(mode="json", exclude={"models", "labels"}), "", out)
+        if self.labels.map or self.labels.drop:
+            _flatten(self.labels.model_dump(mode="json", exclude={"classes"}), "labels", out)
         for model in self.models:
             _flatten(model.model_dump(mode="json", exclude={"family"}), f"models.{model.family}", out)
         return out
@@ -311,7 +409,12 @@ def _validate(raw: dict[str, Any], source: str) -> TrainConfig:
         return TrainConfig.model_validate(raw)
     except ValidationError as error:
         errors = error.errors()
-        raise ConfigError(source, [_problem(e) for e in errors if not _follows_from(e, errors)]) from None
+        problems = [_problem(e) for e in errors if not _follows_from(e, errors)]
+        if isinstance(raw.get("labels"), list):  # the list form: name the key as the user wrote it
+            problems = [
+                p.replace("labels.classes", "labels", 1) if p.startswith("labels.classes") else p for p in problems
+            ]
+        raise ConfigError(source, problems) from None
 
 
 def _follows_from(error: ErrorDetails, errors: list[ErrorDetails]) -> bool:
@@ -326,7 +429,7 @@ def _follows_from(error: ErrorDetails, errors: list[ErrorDetails]) -> bool:
 # this maps each tag to its class so the tag can be dropped from the key shown.
 _TAGGED: dict[str, type[BaseModel]] = {
     get_args(cls.model_fields[key].annotation)[0]: cls
-    for cls in (SimulatedData, FileData, GbmConfig, LogisticConfig)
+    for cls in (SimulatedData, FileData, GbmConfig, LogisticConfig, ScreeningConfig)
     for key in ("source", "family")
     if key in cls.model_fields
 }

@@ -24,10 +24,14 @@ CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 
 
 def small(cfg: TrainConfig, n: int = 1_500) -> TrainConfig:
-    """The same config on a small simulated cohort, or on the shipped sample file."""
+    """The same config on a small simulated cohort, or on the shipped sample file; resampling with two
+    repeats instead of ten, to keep the suite fast."""
+    validation = cfg.validation.model_copy(update={"repeats": 2})
     if isinstance(cfg.data, SimulatedData):
-        return cfg.model_copy(update={"data": cfg.data.model_copy(update={"n": n})})
-    return cfg.with_overrides(data_path=REPO / "data" / "sample_cohort.csv")
+        return cfg.model_copy(update={"data": cfg.data.model_copy(update={"n": n}), "validation": validation})
+    return cfg.with_overrides(data_path=REPO / "data" / "sample_cohort.csv").model_copy(
+        update={"validation": validation}
+    )
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
@@ -89,7 +93,7 @@ def test_registered_model_loads_with_mlflow_and_agrees(trained_store):
     frame = records.frame.iloc[:50]
     inputs = frame.astype({c: object for c in frame.columns if frame[c].dtype == object})
     via_mlflow = model.predict(inputs)
-    classes = trained_store.config.labels
+    classes = trained_store.config.classes
     assert [f"p_{c}" for c in classes] <= list(via_mlflow.columns) and "predicted_class" in via_mlflow
     winner = trained_store.result.families[trained_store.result.winner].bundle
     direct = Predictor(winner).predict(records).iloc[:50].reset_index(drop=True)

@@ -9,11 +9,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from painml.jobs import report as report_job
-from painml.reporting import gather, render
+from painml.reporting import render
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -72,22 +71,6 @@ def test_report_never_shows_patient_identifiers(report_file, trained_store):
     assert not ids & set(re.findall(r"[\w-]+", page))
 
 
-def test_bootstrap_intervals_agree_with_the_metrics():
-    from painml.evaluation import metrics as evaluate
-
-    rng = np.random.default_rng(0)
-    classes = ["nociceptive", "neuropathic", "mixed"]
-    y = rng.integers(0, 3, 400)
-    proba = rng.dirichlet(np.ones(3), 400)
-    proba[np.arange(400), y] += 0.5
-    proba /= proba.sum(axis=1, keepdims=True)
-    ci = gather.bootstrap_intervals(y, proba, reps=300).set_index("metric")
-    reference = evaluate.classification_metrics(np.array(classes)[y], proba, classes, prefix="")
-    for metric in ("macro_f1", "balanced_accuracy", "log_loss"):
-        assert ci.loc[metric, "estimate"] == pytest.approx(reference[metric], rel=1e-9)
-        assert ci.loc[metric, "low"] < ci.loc[metric, "estimate"] < ci.loc[metric, "high"]
-
-
 def test_training_hands_its_objects_to_the_report(mlflow_store, monkeypatch):
     """Training explains and reports from what it holds: one split, nothing rebuilt from the run."""
     import mlflow
@@ -116,7 +99,7 @@ def test_training_hands_its_objects_to_the_report(mlflow_store, monkeypatch):
     assert result.report == "report/report.html"
     client = mlflow.MlflowClient()
     shap_files = {a.path for a in client.list_artifacts(result.run_id, "shap")}
-    for c in cfg.labels:
+    for c in cfg.classes:
         assert f"shap/beeswarm_{c}.png" in shap_files
     assert {a.path for a in client.list_artifacts(result.run_id, "report")} == {"report/report.html"}
     page = Path(mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="report/report.html"))

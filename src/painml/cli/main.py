@@ -164,7 +164,14 @@ def _print_result(result, cfg) -> None:
     def numbers(value) -> str:
         return "" if value != value else f"{value:.3f}"
 
-    table = Table(title=f"Test set, three classes ({cfg.name}): models, the exact-posterior ceiling, painDETECT bands")
+    v = cfg.validation
+    rows = (
+        "test set" if result.validation == "holdout" else f"out-of-fold ({v.folds}-fold cross-validation x {v.repeats})"
+    )
+    table = Table(
+        title=f"{rows.capitalize()}, {len(cfg.classes)} classes ({cfg.name}): models, the exact-posterior ceiling, "
+        "painDETECT bands"
+    )
     table.add_column("model")
     for col in result.comparison.columns:
         table.add_column(col.replace("_", " "), justify="right")
@@ -191,9 +198,11 @@ def _print_result(result, cfg) -> None:
             )
         console.print(
             f"{family}: fitted in {r.fit_seconds:.1f} s; {cfg.conformal_confidence:.0%} conformal sets "
-            f"cover {r.metrics['test_conformal_coverage']:.1%} of test patients{gap}"
+            f"cover {r.metrics['test_conformal_coverage']:.1%} of {rows} patients{gap}"
         )
-    console.print(f"MLflow run {result.run_id}; winner by {cfg.tracking.primary_metric}: [bold]{result.winner}[/]")
+        for line in _small_data_lines(r.metrics, cfg.classes):
+            console.print(f"    {line}")
+    console.print(f"MLflow run {result.run_id}; winner: [bold]{result.winner_reason or result.winner}[/]")
     if result.registered_version:
         console.print(
             f"registered {cfg.tracking.registered_model} version {result.registered_version} with alias 'candidate'"
@@ -202,6 +211,33 @@ def _print_result(result, cfg) -> None:
         console.print(result.promotion)
     if result.report_file:
         console.print(f"reviewer report: [bold]{result.report_file}[/] (also in the run's artifacts: {result.report})")
+
+
+def _small_data_lines(metrics: dict[str, float], classes: tuple[str, ...]) -> list[str]:
+    """Intervals, calibration slopes and stability, when the run estimated them."""
+    lines = []
+    if "test_log_loss_ci_low" in metrics:
+        shown = []
+        for key in ("log_loss", "macro_f1", "brier"):
+            m = f"test_{key}"
+            shown.append(
+                f"{key.replace('_', ' ')} {metrics[m]:.3f} ({metrics[m + '_ci_low']:.3f}-{metrics[m + '_ci_high']:.3f})"
+            )
+        lines.append("95% intervals: " + ", ".join(shown))
+    slopes = [
+        f"{c} {metrics[f'test_calibration_slope_{c}']:.2f}"
+        for c in classes
+        if f"test_calibration_slope_{c}" in metrics
+        and metrics[f"test_calibration_slope_{c}"] == metrics[f"test_calibration_slope_{c}"]
+    ]
+    if slopes:
+        lines.append("calibration slope (1 is ideal, below 1 too extreme): " + ", ".join(slopes))
+    if "stability_mape" in metrics:
+        lines.append(
+            f"stability across refits: mean absolute change {metrics['stability_mape']:.3f}; "
+            f"{metrics['stability_unstable_share']:.1%} of patients change class in over 20% of refits"
+        )
+    return lines
 
 
 @app.command()

@@ -111,7 +111,7 @@ def _ece(correct: np.ndarray, confidence: np.ndarray, n_bins: int = ECE_BINS) ->
     return float(total / len(confidence))
 
 
-def _auroc(positive: np.ndarray, score: np.ndarray) -> float:
+def auroc(positive: np.ndarray, score: np.ndarray) -> float:
     """ROC AUC, NaN when only one outcome is present (undefined, not an error)."""
     if positive.all() or not positive.any():
         return np.nan
@@ -150,7 +150,7 @@ def classification_metrics(
         "ece": _ece(pred == y, p.max(axis=1)),
     }
     for k, c in enumerate(classes):
-        out[f"auroc_{c}"] = _auroc(y == c, p[:, k])
+        out[f"auroc_{c}"] = auroc(y == c, p[:, k])
     return {f"{prefix}{key}": value for key, value in out.items()}
 
 
@@ -332,7 +332,7 @@ def baseline_metrics(
             "sensitivity": sens,
             "specificity": spec,
             "balanced_accuracy": (sens + spec) / 2,
-            "auroc": _auroc(truth, value) if answerable else np.nan,
+            "auroc": auroc(truth, value) if answerable else np.nan,
             "macro_f1": np.nan,
             "accuracy": np.nan,
         })  # fmt: skip

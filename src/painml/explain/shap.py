@@ -181,9 +181,9 @@ def _encode(bundle: ModelBundle, features: pd.DataFrame) -> _Encoded:
     pipeline = bundle.pipeline
     transformer, model = pipeline.named_steps["features"], pipeline.named_steps["model"]
     encoded = transformer.transform(_inputs(transformer, features))
-    family = bundle.metadata.family or ("gbm" if hasattr(model, "booster_") else "logistic")
-    if family not in ("gbm", "logistic"):
-        raise ValueError(f"cannot explain model family {family!r}")
+    family = "gbm" if hasattr(model, "booster_") else "logistic" if hasattr(model, "coef_") else None
+    if family is None:
+        raise ValueError(f"cannot explain a {type(model).__name__} (family {bundle.metadata.family!r})")
     model_classes = [str(c) for c in model.classes_]
     missing = [c for c in bundle.classes if c not in model_classes]
     if missing:

@@ -61,10 +61,14 @@ def build_features(family: str, groups: Sequence[str], missing_indicators: bool 
     columns = record_columns(groups)
     categorical = [c for c in columns if BY_NAME[c].kind == "category"]
     numeric = [c for c in columns if BY_NAME[c].kind != "category"]
-    scores = screening_scores(groups)
+    scores = screening_scores(groups if family != "screening" else (*groups, SCREENING_GROUP))
     score_inputs = sorted({c for s in scores for c in SCORE_COLUMNS[s]})
     onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
-    if family == "logistic":
+    if family == "screening":  # the questionnaires' totals only, whatever else the groups hold
+        categorical, numeric = [], []
+        if not scores:
+            raise ValueError(f"the screening family needs a questionnaire among the feature groups, got {list(groups)}")
+    if family in ("logistic", "screening"):
 
         def dense(step: str) -> Pipeline:
             return Pipeline(
@@ -86,7 +90,12 @@ def build_features(family: str, groups: Sequence[str], missing_indicators: bool 
         numeric_step, score_step, category_step = "passthrough", ScreeningScores(scores), onehot
     else:
         raise ValueError(f"unknown model family {family!r}")
-    transformers = [("numeric", numeric_step, numeric), ("categorical", category_step, categorical)]
+    # a step with no columns is never fitted, and reading its output names would fail: leave it out
+    transformers = [
+        (name, step, cols)
+        for name, step, cols in (("numeric", numeric_step, numeric), ("categorical", category_step, categorical))
+        if cols
+    ]
     if scores:
         transformers.append(("screening", score_step, score_inputs))
     features = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)

@@ -39,11 +39,11 @@ def promote(
     cfg = _run_config(registry.version_run_id(name, candidate))
     champion_cfg = _run_config(registry.version_run_id(name, champion))
     if data_path is not None:
-        records = load_records(data_path, require_label=True, classes=cfg.labels)
+        records = load_records(data_path, require_label=True, classes=cfg.classes)
         where = f"{data_path} ({len(records.frame):,} rows)"
     elif not isinstance(cfg.data, FileData):
         n = max(5_000, int(cfg.data.n * cfg.split.test_size))
-        records = load_records(simulate(cfg.data.preset, n, cfg.data.seed + 1), require_label=True, classes=cfg.labels)
+        records = load_records(simulate(cfg.data.preset, n, cfg.data.seed + 1), require_label=True, classes=cfg.classes)
         where = f"a fresh {cfg.data.preset} cohort of {n:,} patients (seed {cfg.data.seed + 1})"
     else:
         if champion_cfg.data == cfg.data and champion_cfg.model_dump(include={"seed", "split"}) != cfg.model_dump(

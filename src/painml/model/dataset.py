@@ -6,6 +6,7 @@ The split is computed once per run and handed to every stage that needs it
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,11 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from painml.config import FileData, TrainConfig
-from painml.record.files import file_sha256
+from painml.model.conformal import MONDRIAN_MIN_ROWS
+from painml.record.columns import LABEL
+from painml.record.files import file_sha256, read_raw
+from painml.record.labels import apply_label_rules
+from painml.record.problems import Problem, SchemaError
 from painml.record.schema import Records, load_records
 from painml.simulator.simulate import simulate
 
@@ -24,9 +29,18 @@ SPLITS = ("train", "calibration", "conformal", "test")
 
 @dataclass
 class Dataset:
+    """Validated training records, where they came from, and what the label rules did to them."""
+
     records: Records
     lineage: dict[str, Any]
     source: str
+    label_notes: tuple[str, ...] = ()
+    """Mapped and dropped labels with their counts, for the console and the run."""
+
+    def class_counts(self, classes: tuple[str, ...]) -> dict[str, int]:
+        """Rows per class, every configured class included (zero when absent)."""
+        counts = self.records.label.value_counts()
+        return {c: int(counts.get(c, 0)) for c in classes}
 
     @property
     def X(self) -> pd.DataFrame:
@@ -38,22 +52,31 @@ class Dataset:
 
 
 def load_dataset(cfg: TrainConfig) -> Dataset:
-    """The training data named by the config, validated against the schema (labels required)."""
+    """The training data named by the config, its labels mapped and dropped by the config's rules, then
+    validated against the schema (labels required)."""
     if isinstance(cfg.data, FileData):
         path = Path(cfg.data.path)
-        records = load_records(path, require_label=True, classes=cfg.labels)
-        lineage = {
-            "source": "file",
-            "path": str(path.resolve()),
-            "sha256": file_sha256(path),
-            "rows": len(records.frame),
-        }
-        return Dataset(records, lineage, str(path))
-    d = cfg.data
-    frame = simulate(d.preset, d.n, d.seed)
-    records = load_records(frame, require_label=True, classes=cfg.labels)
-    lineage = {"source": "simulate", "preset": d.preset, "n": d.n, "seed": d.seed, "rows": len(frame)}
-    return Dataset(records, lineage, f"simulator preset={d.preset} n={d.n} seed={d.seed}")
+        raw = read_raw(path)
+        lineage: dict[str, Any] = {"source": "file", "path": str(path.resolve()), "sha256": file_sha256(path)}
+        source, noun = str(path), f"file {path.name}"
+    else:
+        d = cfg.data
+        raw = simulate(d.preset, d.n, d.seed)
+        lineage = {"source": "simulate", "preset": d.preset, "n": d.n, "seed": d.seed}
+        source, noun = f"simulator preset={d.preset} n={d.n} seed={d.seed}", "simulated cohort"
+    rules = apply_label_rules(raw, cfg.classes, cfg.labels.map, cfg.labels.drop, source=noun)
+    if rules.mapped or rules.dropped:
+        # every row is validated where the file has it (row numbers stay the file's); dropped rows leave after
+        labels = rules.labels.reindex(raw.index).where(rules.keep, cfg.classes[0])
+        raw = raw.assign(**{LABEL.name: labels})
+    records = load_records(raw, require_label=True, classes=cfg.classes)
+    if not rules.keep.all():
+        records = records.subset(rules.keep)
+    lineage["rows"] = len(records.frame)
+    if rules.mapped or rules.dropped:
+        lineage["labels_mapped"] = rules.mapped
+        lineage["labels_dropped"] = rules.dropped
+    return Dataset(records, lineage, source, tuple(rules.summary()))
 
 
 def split_rows(y: np.ndarray, cfg: TrainConfig) -> dict[str, np.ndarray]:
@@ -74,3 +97,34 @@ def split_rows(y: np.ndarray, cfg: TrainConfig) -> dict[str, np.ndarray]:
     train, held = cut(rest, s.calibration_size / (1 - s.test_size))
     calibration, conformal = cut(held, 0.5)
     return {"train": train, "calibration": calibration, "conformal": conformal, "test": test}
+
+
+def check_class_counts(counts: dict[str, int], method: str, cfg: TrainConfig) -> list[str]:
+    """Refuse, before any fitting, a class too small for the chosen validation (one problem naming the class,
+    its count and the ways out); return warnings for classes that are rare but usable."""
+    folds = cfg.validation.folds
+    if method == "holdout":
+        smallest_share = min(cfg.split.test_size, cfg.split.calibration_size / 2)
+        needed, why = math.ceil(2 / smallest_share), "a holdout split that puts two of its rows in every part"
+    else:
+        needed, why = max(2 * folds, 10), f"{folds}-fold cross-validation with an inner split in every fold"
+    problems = [
+        Problem(
+            None,
+            LABEL.name,
+            None,
+            f"class {c!r} has {n:,} rows; {why} needs at least {needed}. Map it to another class, drop it "
+            "(labels: map / drop in the config), or choose another validation"
+            + (" (validation: cv)" if method == "holdout" else f" (fewer folds than {folds})"),
+        )
+        for c, n in counts.items()
+        if n < needed
+    ]
+    if problems:
+        raise SchemaError(problems)
+    return [
+        f"class {c!r} is rare ({n:,} rows): its conformal coverage is reported on its own, and class-conditional "
+        f"prediction sets need {MONDRIAN_MIN_ROWS} rows of every class"
+        for c, n in counts.items()
+        if n < MONDRIAN_MIN_ROWS
+    ]

@@ -1,23 +1,27 @@
-"""The two model families, built from their typed configs.
+"""The model families, built from their typed configs.
 
 LightGBM is the boosted family: on this data it fits several times faster
 than scikit-learn's HistGradientBoosting and its TreeSHAP is exact with
 one-hot inputs (see ``bench/bench_boosters.py``); its trees are also simple
-to replay outside LightGBM for serving (:mod:`painml.model.compiled.trees`). The logistic model is multinomial and fully
-transparent; both take class weights for imbalanced label sets.
+to replay outside LightGBM for serving (:mod:`painml.model.compiled.trees`). The logistic model is
+multinomial (binary for two classes) and fully transparent; the screening family is the same model on the
+questionnaires' totals only. All take class weights for imbalanced label sets.
 """
 
 from __future__ import annotations
 
 from lightgbm import LGBMClassifier
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+from sklearn.model_selection import StratifiedKFold
 
-from painml.config import GbmConfig, LogisticConfig
+from painml.config import GbmConfig, LogisticConfig, ScreeningConfig
 
-ModelConfig = GbmConfig | LogisticConfig
+ModelConfig = GbmConfig | LogisticConfig | ScreeningConfig
+INNER_FOLDS = 5
+PENALTY_GRID = 12
 
 
-def make_classifier(model: ModelConfig, class_weight: str, seed: int):
+def make_classifier(model: ModelConfig, class_weight: str, seed: int, n_classes: int = 3):
     """An unfitted classifier for one family; deterministic for a given seed.
 
     LightGBM's thread count is left to OpenMP (``OMP_NUM_THREADS``): two
@@ -26,7 +30,7 @@ def make_classifier(model: ModelConfig, class_weight: str, seed: int):
     weight = "balanced" if class_weight == "balanced" else None
     if isinstance(model, GbmConfig):
         return LGBMClassifier(
-            objective="multiclass",
+            objective="multiclass" if n_classes > 2 else "binary",
             n_estimators=model.n_estimators,
             learning_rate=model.learning_rate,
             num_leaves=model.num_leaves,
@@ -38,5 +42,17 @@ def make_classifier(model: ModelConfig, class_weight: str, seed: int):
             deterministic=True,
             force_row_wise=True,
             verbose=-1,
+        )
+    if model.C == "auto":
+        # the penalty is learned from data, so it is chosen inside every fit (and every resample) by inner CV
+        return LogisticRegressionCV(
+            Cs=PENALTY_GRID,
+            cv=StratifiedKFold(INNER_FOLDS, shuffle=True, random_state=seed),
+            scoring="neg_log_loss",
+            l1_ratios=(0.0,),
+            use_legacy_attributes=False,
+            max_iter=model.max_iter,
+            class_weight=weight,
+            random_state=seed,
         )
     return LogisticRegression(C=model.C, max_iter=model.max_iter, class_weight=weight, random_state=seed)

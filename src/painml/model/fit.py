@@ -43,7 +43,7 @@ SEARCH_SPACE = {
 
 def _probe(model_cfg, cfg: TrainConfig, Xt: pd.DataFrame, y: np.ndarray, fit: np.ndarray, val: np.ndarray):
     """Fit on ``fit`` rows and score on ``val`` rows: (validation log-loss, trees used or None)."""
-    model = make_classifier(model_cfg, cfg.class_weight, cfg.seed)
+    model = make_classifier(model_cfg, cfg.class_weight, cfg.seed, len(cfg.classes))
     if isinstance(model_cfg, GbmConfig) and model_cfg.early_stopping_rounds:
         with warnings.catch_warnings():
             # eval_X/eval_y, the replacement, does not encode string labels in LightGBM 4.7
@@ -79,28 +79,37 @@ def search_hyperparameters(
     return best, trials
 
 
-def fit_family(model_cfg, cfg: TrainConfig, X: pd.DataFrame, y: np.ndarray, rows: dict[str, np.ndarray]):
-    """Fit features + classifier on the train rows, then calibrate on the calibration rows.
+def fit_pipeline(model_cfg, cfg: TrainConfig, X: pd.DataFrame, y: np.ndarray, train: np.ndarray):
+    """Fit features + classifier on the ``train`` rows (uncalibrated); returns it and the chosen model config.
 
     Hyper-parameters come from the config, or from a random search on a
     validation slice of the training rows when ``search.enabled``. The boosted
     model finds its number of trees by early stopping on that slice and is
     refitted on all training rows at that size (scaled for the extra rows), so
     the stored model holds exactly the trees it uses: TreeSHAP explains every
-    stored tree. Returns the fitted estimator and the chosen model config.
+    stored tree. Everything here is learned from ``train`` alone, so resampling
+    repeats all of it in every fold.
     """
     features = build_features(model_cfg.family, cfg.features.groups, cfg.features.missing_indicators)
-    train = rows["train"]
     Xt, yt = features.fit_transform(X.iloc[train]), y[train]
-    fit, val = train_test_split(np.arange(len(train)), test_size=VALIDATION_SHARE, stratify=yt, random_state=cfg.seed)
-    if cfg.search.enabled:
+    needs_slice = cfg.search.enabled or (isinstance(model_cfg, GbmConfig) and model_cfg.early_stopping_rounds)
+    if needs_slice:
+        fit, val = train_test_split(
+            np.arange(len(train)), test_size=VALIDATION_SHARE, stratify=yt, random_state=cfg.seed
+        )
+    if cfg.search.enabled and model_cfg.family in SEARCH_SPACE and getattr(model_cfg, "C", None) != "auto":
         model_cfg, _ = search_hyperparameters(model_cfg, cfg, Xt, yt, fit, val)
-    classifier = make_classifier(model_cfg, cfg.class_weight, cfg.seed)
+    classifier = make_classifier(model_cfg, cfg.class_weight, cfg.seed, len(cfg.classes))
     if isinstance(model_cfg, GbmConfig) and model_cfg.early_stopping_rounds:
         trees = _probe(model_cfg, cfg, Xt, yt, fit, val)[1]
         classifier.set_params(n_estimators=max(1, round(trees / (1 - VALIDATION_SHARE))))
     classifier.fit(Xt, yt)
-    pipeline = Pipeline([("features", features), ("model", classifier)])
+    return Pipeline([("features", features), ("model", classifier)]), model_cfg
+
+
+def fit_family(model_cfg, cfg: TrainConfig, X: pd.DataFrame, y: np.ndarray, rows: dict[str, np.ndarray]):
+    """Holdout training: the pipeline on the train rows, calibrated on the calibration rows."""
+    pipeline, model_cfg = fit_pipeline(model_cfg, cfg, X, y, rows["train"])
     cal = rows["calibration"]
     return calibration.calibrate(pipeline, cfg.calibration, X.iloc[cal], y[cal]), model_cfg
 
@@ -129,19 +138,32 @@ def build_bundle(
     rows: dict[str, np.ndarray],
     hyperparameters: dict[str, Any] | None = None,
 ) -> ModelBundle:
-    """The estimator plus its conformal threshold (fitted on the conformal rows) and training profile."""
+    """Holdout training: the estimator plus its conformal threshold (fitted on the conformal rows)."""
+    bundle = new_bundle(estimator, family, cfg, data, rows["train"], hyperparameters)
+    conformal = rows["conformal"]
+    y_index = np.array([cfg.classes.index(v) for v in data.y[conformal]])
+    qhat = conformal_threshold(bundle.predict_proba(data.X.iloc[conformal]), y_index, cfg.conformal_confidence)
+    return bundle.with_metadata(conformal_qhat=qhat)
+
+
+def new_bundle(
+    estimator: Any,
+    family: str,
+    cfg: TrainConfig,
+    data: Dataset,
+    train: np.ndarray,
+    hyperparameters: dict[str, Any] | None = None,
+) -> ModelBundle:
+    """The estimator with the metadata every bundle carries (no conformal threshold yet)."""
     metadata = BundleMetadata(
-        classes=tuple(cfg.labels),
+        classes=tuple(cfg.classes),
         family=family,
         registered_model=cfg.tracking.registered_model,
         config=cfg.name,
         lineage=data.lineage,
         conformal_confidence=cfg.conformal_confidence,
-        training_profile=training_profile(data.records, rows["train"]),
+        training_profile=training_profile(data.records, train),
         hyperparameters=hyperparameters or {},
     )
     bundle = ModelBundle(estimator, metadata)
-    conformal = rows["conformal"]
-    y_index = np.array([cfg.labels.index(v) for v in data.y[conformal]])
-    qhat = conformal_threshold(bundle.predict_proba(data.X.iloc[conformal]), y_index, cfg.conformal_confidence)
-    return bundle.with_metadata(conformal_qhat=qhat, temperature_factor=bundle.temperature_factor)
+    return bundle.with_metadata(temperature_factor=bundle.temperature_factor)

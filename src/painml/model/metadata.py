@@ -50,6 +50,10 @@ class BundleMetadata:
     conformal_confidence: float | None = None
     conformal_qhat: float | None = None
     """Split-conformal threshold: class k is in a row's set when p_k >= 1 - qhat (None: no sets)."""
+    conformal_qhat_by_class: tuple[float, ...] | None = None
+    """Class-conditional (Mondrian) thresholds in class order; used instead of ``conformal_qhat`` when set."""
+    validation: str = "holdout"
+    """How the reported metrics were estimated: holdout, or cv (out-of-fold, model refitted on all rows)."""
     training_profile: TrainingProfile = field(default_factory=TrainingProfile)
     temperature_factor: float | None = None
     hyperparameters: Mapping[str, Any] = field(default_factory=dict)
@@ -60,6 +64,13 @@ class BundleMetadata:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "classes", tuple(self.classes))
+        if self.conformal_qhat_by_class is not None:
+            object.__setattr__(self, "conformal_qhat_by_class", tuple(float(q) for q in self.conformal_qhat_by_class))
+
+    @property
+    def thresholds(self) -> float | tuple[float, ...] | None:
+        """What prediction sets are cut at: the per-class thresholds when fitted, else the single one."""
+        return self.conformal_qhat_by_class if self.conformal_qhat_by_class is not None else self.conformal_qhat
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], where: str = "metadata") -> BundleMetadata:

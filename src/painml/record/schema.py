@@ -75,6 +75,24 @@ class Records:
     extra_columns: tuple[str, ...] = ()
     notices: tuple[str, ...] = ()
 
+    def subset(self, rows: np.ndarray, *, keep_index: bool = False) -> Records:
+        """The same records restricted to ``rows`` (a boolean mask or positions)."""
+
+        def take(part: Any) -> Any:
+            if part is None:
+                return None
+            part = part.iloc[rows]
+            return part if keep_index else part.reset_index(drop=True)
+
+        return Records(
+            frame=take(self.frame),
+            label=take(self.label),
+            truth=take(self.truth),
+            missing_columns=self.missing_columns,
+            extra_columns=self.extra_columns,
+            notices=self.notices,
+        )
+
     @property
     def features(self) -> pd.DataFrame:
         """The model inputs only: no identifiers, extras, label or simulator truth."""
@@ -116,17 +134,7 @@ def split_valid(
     checked = _check(raw, require_label, classes, allow_extra, row_offset, _noun(source))
     if any(p.row is None for p in checked.problems):
         return None, checked.problems
-    keep = ~checked.bad
-    records = checked.records
-    valid = Records(
-        frame=records.frame.iloc[keep],
-        label=None if records.label is None else records.label.iloc[keep],
-        truth=None if records.truth is None else records.truth.iloc[keep],
-        missing_columns=records.missing_columns,
-        extra_columns=records.extra_columns,
-        notices=records.notices,
-    )
-    return valid, checked.problems
+    return checked.records.subset(~checked.bad, keep_index=True), checked.problems
 
 
 def summarize(records: Records) -> str:

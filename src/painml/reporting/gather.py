@@ -16,11 +16,6 @@ from painml.model.bundle import ModelBundle
 from painml.record.columns import BLOCKS
 from painml.record.vocabulary import block_title
 
-BOOTSTRAP_REPS = 1000
-
-
-CI_LEVEL = 0.95
-
 
 @dataclass
 class ReportInputs:
@@ -46,47 +41,6 @@ class ReportInputs:
     shap_dir: Path | None = None
     proba: np.ndarray | None = None
     """The winner's probabilities on the test rows, when the caller has them (training does)."""
-
-
-def bootstrap_intervals(
-    y_index: np.ndarray, proba: np.ndarray, reps: int = BOOTSTRAP_REPS, level: float = CI_LEVEL, seed: int = 0
-) -> pd.DataFrame:
-    """Percentile bootstrap intervals on the test rows for macro-F1, balanced accuracy and log-loss."""
-    n, c = proba.shape
-    rng = np.random.default_rng(seed)
-    pred = proba.argmax(axis=1)
-    loss = -np.log(np.clip(proba[np.arange(n), y_index], 1e-15, 1.0))
-    code = y_index * c + pred
-    stats = {"macro_f1": [], "balanced_accuracy": [], "log_loss": []}
-    for start in range(0, reps, 200):
-        b = min(200, reps - start)
-        idx = rng.integers(0, n, size=(b, n))
-        counts = np.bincount((np.arange(b)[:, None] * c * c + code[idx]).ravel(), minlength=b * c * c)
-        stats["log_loss"].append(loss[idx].mean(axis=1))
-        f1, bal = _f1_balanced(counts.reshape(b, c, c))
-        stats["macro_f1"].append(f1)
-        stats["balanced_accuracy"].append(bal)
-    full = np.bincount(code, minlength=c * c).reshape(1, c, c)
-    f1, bal = _f1_balanced(full)
-    point = {"macro_f1": float(f1[0]), "balanced_accuracy": float(bal[0]), "log_loss": float(loss.mean())}
-    alpha = (1 - level) / 2
-    out = []
-    for key, parts in stats.items():
-        values = np.concatenate(parts)
-        lo, hi = np.quantile(values, [alpha, 1 - alpha])
-        out.append({"metric": key, "estimate": point[key], "low": float(lo), "high": float(hi)})
-    return pd.DataFrame(out)
-
-
-def _f1_balanced(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Macro-F1 and balanced accuracy of a stack of confusion matrices (rows true, columns predicted)."""
-    tp = np.diagonal(cm, axis1=1, axis2=2).astype(float)
-    support = cm.sum(axis=2)
-    predicted = cm.sum(axis=1)
-    denom = support + predicted
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    recall = np.divide(tp, support, out=np.full_like(tp, np.nan), where=support > 0)
-    return f1.mean(axis=1), np.nanmean(recall, axis=1)
 
 
 def component_table(

@@ -28,6 +28,7 @@ from markupsafe import Markup
 
 from painml.evaluation import metrics as evaluate
 from painml.evaluation import plots as evaluation_plots
+from painml.evaluation.intervals import BOOTSTRAP_REPS, CI_LEVEL, bootstrap_intervals
 from painml.explain import plots as explain_plots
 from painml.explain import shap
 from painml.explain.reasons import reasons_text
@@ -35,14 +36,7 @@ from painml.features.encoding import record_columns, screening_scores
 from painml.model.conformal import prediction_sets
 from painml.record.columns import BY_NAME
 from painml.record.vocabulary import block_title, display_name
-from painml.reporting.gather import (
-    BOOTSTRAP_REPS,
-    CI_LEVEL,
-    ReportInputs,
-    bootstrap_intervals,
-    component_table,
-    missingness,
-)
+from painml.reporting.gather import ReportInputs, component_table, missingness
 
 REPORT_FILE = "report.html"
 
@@ -296,6 +290,8 @@ def _performance(inputs: ReportInputs, proba: np.ndarray, intervals: pd.DataFram
         "n_test": f"{len(y_test):,}",
         "ceiling": "exact posterior (ceiling)" in inputs.comparison.index,
         "comparison": _table(cmp, row_class=row_class, index=True),
+        "comparison_title": f"{_count_words(len(inputs.bundle.classes))} classes: test-set metrics "
+        "(higher is better except log loss, Brier and ECE)",
         "intervals": _table(ci, index=True),
         "family": _family_words(winner),
         "ci_level": f"{CI_LEVEL:.0%}",
@@ -388,7 +384,7 @@ def _gallery(
         return {"cards": []}, ids
     positions = [e.position for e in examples]
     chosen = shap.explain(inputs.bundle, features.iloc[positions], frame.iloc[positions])
-    qhat = inputs.bundle.metadata.conformal_qhat
+    qhat = inputs.bundle.metadata.thresholds
     sets = prediction_sets(proba[positions], qhat) if qhat is not None else None
     cards = []
     for n, ex in enumerate(examples, start=1):
@@ -465,3 +461,7 @@ def _model_card(inputs: ReportInputs, intervals: pd.DataFrame) -> dict[str, Any]
         "commit": inputs.tags.get("git.commit", "unknown")[:12],
         "run_id": inputs.run_id,
     }
+
+
+def _count_words(n: int) -> str:
+    return {2: "Two", 3: "Three", 4: "Four", 5: "Five"}.get(n, str(n))

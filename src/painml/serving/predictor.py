@@ -104,7 +104,8 @@ class Predictor:
         self.folder = folder
         self._store = store
         self._metrics: dict[str, float] | None = None
-        self.qhat = bundle.metadata.conformal_qhat
+        thresholds = bundle.metadata.thresholds
+        self.qhat = np.asarray(thresholds) if isinstance(thresholds, tuple) else thresholds
         self.confidence = bundle.metadata.conformal_confidence
         self.compiled: CompiledModel | None = bundle.compiled()
         self._checkers = {allow: RecordChecker(self.classes, allow_extra=allow) for allow in (False, True)}

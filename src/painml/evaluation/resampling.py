@@ -1,0 +1,249 @@
+"""Validation by resampling: every patient predicted by models that never saw them, for cohorts too small
+to spend a fifth on a test split.
+
+Repeated stratified k-fold cross-validation of the whole pipeline. In each
+fold the features, the early stopping and any tuning are fitted on the fold's
+training rows alone (:func:`painml.model.fit.fit_pipeline`). What is learned
+from the held-out scores is cross-fitted too: the temperature and the
+conformal threshold that calibrate and cover a fold's rows are fitted on the
+other folds' out-of-fold scores of the same repeat, so no estimate uses a
+patient to judge itself. The registered model is fitted on all rows, with the
+temperature and threshold fitted on all out-of-fold scores
+(scikit-learn's ``ensemble=False`` pattern).
+
+The folds run in parallel (joblib, both cores; LightGBM and BLAS are limited
+to one thread per worker) and report progress as they finish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from sklearn.model_selection import LeaveOneGroupOut, RepeatedStratifiedKFold, StratifiedKFold
+
+from painml.config import TrainConfig
+from painml.evaluation.clinical import clinical_evaluation
+from painml.evaluation.intervals import BOOTSTRAP_REPS, auroc_interval, bootstrap_intervals
+from painml.evaluation.metrics import classification_metrics, confusion, subgroup_metrics
+from painml.evaluation.stability import prediction_instability
+from painml.model import calibration
+from painml.model.bundle import ModelBundle
+from painml.model.conformal import MONDRIAN_MIN_ROWS, class_thresholds, conformal_threshold, prediction_sets
+from painml.model.dataset import Dataset
+from painml.model.fit import fit_pipeline, new_bundle
+
+Progress = Callable[[int, int], None]
+"""Called with (folds done, folds in all) as folds finish."""
+
+
+@dataclass(frozen=True)
+class OutOfFold:
+    """Out-of-fold predictions of one family, and what the final model takes from them."""
+
+    proba: np.ndarray
+    """(repeats, rows, classes): calibrated probabilities, configured class order."""
+    covered: np.ndarray
+    """(repeats, rows): the conformal set, with a threshold fitted on the other folds, holds the true class."""
+    set_size: np.ndarray
+    """(repeats, rows)."""
+    refits: np.ndarray
+    """(folds x repeats, rows, classes): each fold model's calibrated probabilities on every row (stability)."""
+    beta: float
+    """Inverse temperature fitted on all out-of-fold scores (1.0 without calibration)."""
+    qhat: float
+    qhat_by_class: tuple[float, ...] | None
+    """Class-conditional thresholds, when every class has at least MONDRIAN_MIN_ROWS rows."""
+
+
+def cross_validate(model_cfg, cfg: TrainConfig, data: Dataset, *, progress: Progress | None = None) -> OutOfFold:
+    """Repeated stratified k-fold cross-validation of one family (see the module docstring)."""
+    v = cfg.validation
+    X, y = data.X, data.y
+    classes = list(cfg.classes)
+    splitter = RepeatedStratifiedKFold(n_splits=v.folds, n_repeats=v.repeats, random_state=cfg.seed)
+    folds = list(splitter.split(np.zeros(len(y)), y))
+    fitted = _run(model_cfg, cfg, X, y, folds, progress)
+    model_classes = fitted[0][2]
+    y_model = np.searchsorted(model_classes, y)
+    order = [list(model_classes).index(c) for c in classes]
+    y_index = np.array([classes.index(v) for v in y])
+    n, k, repeats = len(y), len(classes), v.repeats
+    temperature = cfg.calibration == "temperature"
+    scores = [np.zeros((n, *fitted[0][0].shape[1:])) for _ in range(repeats)]
+    fold_of = np.zeros((repeats, n), dtype=np.intp)
+    for f, (test_scores, _, _) in enumerate(fitted):
+        r, test = f // v.folds, folds[f][1]
+        scores[r][test] = test_scores
+        fold_of[r, test] = f % v.folds
+    proba = np.zeros((repeats, n, k))
+    covered = np.zeros((repeats, n), dtype=bool)
+    set_size = np.zeros((repeats, n))
+    for r in range(repeats):
+        for f in range(v.folds):
+            held, rest = fold_of[r] == f, fold_of[r] != f
+            beta = calibration.fit_temperature(scores[r][rest], y_model[rest]) if temperature else None
+            proba[r, held] = _calibrated(scores[r][held], beta)[:, order]
+        for f in range(v.folds):
+            held, rest = fold_of[r] == f, fold_of[r] != f
+            qhat = _thresholds(proba[r, rest], y_index[rest], cfg.conformal_confidence)
+            sets = prediction_sets(proba[r, held], qhat)
+            covered[r, held] = sets[np.arange(held.sum()), y_index[held]]
+            set_size[r, held] = sets.sum(axis=1)
+    stacked = np.concatenate(scores)
+    beta = calibration.fit_temperature(stacked, np.tile(y_model, repeats)) if temperature else None
+    oof = _calibrated(stacked, beta)[:, order]
+    qhat_single = conformal_threshold(oof, np.tile(y_index, repeats), cfg.conformal_confidence)
+    by_class = _thresholds(oof, np.tile(y_index, repeats), cfg.conformal_confidence)
+    refits = np.stack([_calibrated(all_scores, beta)[:, order] for _, all_scores, _ in fitted])
+    return OutOfFold(
+        proba,
+        covered,
+        set_size,
+        refits,
+        1.0 if beta is None else beta,
+        qhat_single,
+        tuple(by_class.tolist()) if isinstance(by_class, np.ndarray) else None,
+    )
+
+
+def leave_one_site_out(model_cfg, cfg: TrainConfig, data: Dataset) -> pd.DataFrame | None:
+    """Internal-external validation: each site predicted by a model fitted on the other sites, its temperature
+    cross-fitted within them. None with fewer than two sites; a site is skipped when the others lack a class."""
+    sites = data.records.frame["site"].fillna("(no site)").to_numpy(dtype=object)
+    if len(set(sites)) < 2:
+        return None
+    X, y = data.X, data.y
+    classes = list(cfg.classes)
+    rows = []
+    for train, test in LeaveOneGroupOut().split(np.zeros(len(y)), y, sites):
+        if set(y[train]) != set(classes):
+            continue
+        pipeline, _ = fit_pipeline(model_cfg, cfg, X, y, train)
+        beta = None
+        if cfg.calibration == "temperature":
+            inner = StratifiedKFold(min(cfg.validation.folds, _smallest(y[train])), shuffle=True, random_state=cfg.seed)
+            folds = [(train[a], train[b]) for a, b in inner.split(np.zeros(len(train)), y[train])]
+            fitted = _run(model_cfg, cfg, X, y, folds, None)
+            inner_scores = np.concatenate([s for s, _, _ in fitted])
+            inner_y = np.concatenate([y[test_rows] for _, test_rows in folds])
+            beta = calibration.fit_temperature(inner_scores, np.searchsorted(pipeline.classes_, inner_y))
+        order = [list(pipeline.classes_).index(c) for c in classes]
+        scores = (
+            calibration.raw_scores(pipeline, X.iloc[test])
+            if beta is not None
+            else _probabilities(pipeline, X.iloc[test])
+        )
+        proba = _calibrated(scores, beta)[:, order]
+        rows.append({"site": sites[test[0]], "n": len(test), "proba": proba, "rows": test})
+    return pd.DataFrame(rows) if rows else None
+
+
+def _thresholds(proba: np.ndarray, y_index: np.ndarray, confidence: float) -> float | np.ndarray:
+    """Class-conditional thresholds when every class has enough rows, else one threshold."""
+    counts = np.bincount(y_index, minlength=proba.shape[1])
+    if counts.min() >= MONDRIAN_MIN_ROWS:
+        return class_thresholds(proba, y_index, confidence)
+    return conformal_threshold(proba, y_index, confidence)
+
+
+def _smallest(y: np.ndarray) -> int:
+    return int(pd.Series(y).value_counts().min())
+
+
+def _fit_fold(model_cfg, cfg, X, y, train, test):
+    """A fold model's scores on its held-out rows and on every row: raw scores to be calibrated by temperature,
+    or the model's own probabilities when the config asks for no calibration."""
+    pipeline, _ = fit_pipeline(model_cfg, cfg, X, y, train)
+    score = calibration.raw_scores if cfg.calibration == "temperature" else _probabilities
+    return score(pipeline, X.iloc[test]), score(pipeline, X), np.asarray(pipeline.classes_)
+
+
+def _probabilities(pipeline, X) -> np.ndarray:
+    return np.asarray(pipeline.predict_proba(X), dtype=np.float64)
+
+
+def _calibrated(scores: np.ndarray, beta: float | None) -> np.ndarray:
+    """Temperature-scaled probabilities, or the scores themselves when they already are probabilities."""
+    return scores if beta is None else calibration.apply_temperature(scores, beta)
+
+
+def _run(model_cfg, cfg, X, y, folds, progress: Progress | None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Fit every fold (two workers), in fold order; ``progress`` after each."""
+    results: list = [None] * len(folds)
+    jobs = Parallel(n_jobs=2, return_as="generator_unordered", max_nbytes=None)(
+        delayed(_indexed)(i, model_cfg, cfg, X, y, train, test) for i, (train, test) in enumerate(folds)
+    )
+    for done, (i, result) in enumerate(jobs, start=1):
+        results[i] = result
+        if progress is not None:
+            progress(done, len(folds))
+    return results
+
+
+def _indexed(i, *args):
+    return i, _fit_fold(*args)
+
+
+def resampled_family(
+    model_cfg, cfg: TrainConfig, data: Dataset, *, progress: Progress | None = None
+) -> tuple[ModelBundle, dict[str, float], np.ndarray, dict[str, Any], OutOfFold]:
+    """Cross-validate one family, then fit it on all rows with the out-of-fold temperature and threshold.
+
+    Returns the bundle to register, its metrics (``test_*``: out-of-fold, averaged over repeats, with
+    ``_ci_low``/``_ci_high`` from resampling patients; ``apparent_*``: the final model on its own rows;
+    conformal coverage overall and per class), the first repeat's out-of-fold probabilities (for tables,
+    baselines and plots, which then cover every patient), its tables, and the out-of-fold record.
+    """
+    oof = cross_validate(model_cfg, cfg, data, progress=progress)
+    X, y = data.X, data.y
+    everyone = np.arange(len(y))
+    pipeline, chosen = fit_pipeline(model_cfg, cfg, X, y, everyone)
+    estimator = pipeline
+    if cfg.calibration == "temperature":
+        estimator = calibration.with_temperature(pipeline, oof.beta, X, y)
+    bundle = new_bundle(estimator, model_cfg.family, cfg, data, everyone, chosen.model_dump())
+    bundle = bundle.with_metadata(conformal_qhat=oof.qhat, conformal_qhat_by_class=oof.qhat_by_class, validation="cv")
+    classes = list(cfg.classes)
+    y_index = np.array([classes.index(v) for v in y])
+    metrics = resampled_metrics(y, oof.proba, classes, seed=cfg.seed)
+    metrics |= classification_metrics(y, bundle.predict_proba(X), classes, prefix="apparent_")
+    metrics["test_conformal_coverage"] = float(oof.covered.mean())
+    metrics["test_conformal_set_size"] = float(oof.set_size.mean())
+    for k, c in enumerate(classes):
+        metrics[f"test_conformal_coverage_{c}"] = float(oof.covered[:, y_index == k].mean())
+    first = oof.proba[0]
+    predicted = np.asarray(classes, dtype=object)[first.argmax(axis=1)]
+    clinical = clinical_evaluation(y, first, classes, data.records.frame, seed=cfg.seed)
+    metrics |= clinical.metrics
+    stability = prediction_instability(bundle.predict_proba(X), oof.refits, classes)
+    metrics["stability_mape"] = float(stability.mape)
+    metrics["stability_unstable_share"] = float(stability.share_unstable)
+    tables = {
+        "confusion": confusion(y, predicted, classes),
+        "subgroups": subgroup_metrics(data.records.frame, y, first, classes),
+        "clinical": clinical,
+        "stability": stability,
+        "refits": oof.refits,
+    }
+    return bundle, metrics, first, tables, oof
+
+
+def resampled_metrics(y: np.ndarray, proba: np.ndarray, classes: list[str], *, seed: int = 0) -> dict[str, float]:
+    """``test_*`` of out-of-fold probabilities (repeats, rows, classes): the average over repeats, and a 95%
+    interval from resampling patients (ECE and AUROC: the average only, AUROC with its own interval)."""
+    y_index = np.array([classes.index(v) for v in y])
+    out: dict[str, float] = {}
+    averaged = pd.DataFrame([classification_metrics(y, p, classes) for p in proba]).mean().to_dict()
+    out |= {k: float(v) for k, v in averaged.items()}
+    for row in bootstrap_intervals(y_index, list(proba), reps=BOOTSTRAP_REPS // 5, seed=seed).itertuples():
+        out[f"test_{row.metric}"] = row.estimate
+        out[f"test_{row.metric}_ci_low"], out[f"test_{row.metric}_ci_high"] = row.low, row.high
+    for k, c in enumerate(classes):
+        low, high = auroc_interval(y_index == k, proba[0][:, k], seed=seed)
+        out[f"test_auroc_{c}_ci_low"], out[f"test_auroc_{c}_ci_high"] = low, high
+    return out
