@@ -107,4 +107,3 @@ def auroc_interval(
         return float("nan"), float("nan")
     lo, hi = np.quantile(values, [alpha, 1 - alpha])
     return float(lo), float(hi)
-

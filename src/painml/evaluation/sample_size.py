@@ -774,9 +774,7 @@ def simulated_pairwise_c(
     dropped = {d.lower() for d in drop}
     originals = [c[len(TRUE_P_PREFIX) :] for c in cohort.columns if c.startswith(TRUE_P_PREFIX)]
     target = {v: resolve(v, mapping) for v in originals}
-    posterior = {
-        c: sum(cohort[f"{TRUE_P_PREFIX}{v}"].to_numpy() for v in originals if target[v] == c) for c in classes
-    }
+    posterior = {c: sum(cohort[f"{TRUE_P_PREFIX}{v}"].to_numpy() for v in originals if target[v] == c) for c in classes}
     labels = np.array([resolve(str(v).lower(), mapping) for v in cohort["pain_type"]], dtype=object)
     out: dict[Pair, float] = {}
     for a, b in combinations(classes, 2):
@@ -784,4 +782,3 @@ def simulated_pairwise_c(
         pa, pb = np.asarray(posterior[a])[rows], np.asarray(posterior[b])[rows]
         out[(a, b)] = auroc(labels[rows] == a, pa / np.maximum(pa + pb, 1e-300))
     return out
-

@@ -204,6 +204,11 @@ def run_training(
                 results[winner].artifacts["subgroups"],
                 baselines,
                 proba=results[winner].proba,
+                validation=method,
+                clinical=results[winner].artifacts["clinical"],
+                stability=results[winner].artifacts.get("stability"),
+                sample_size=sizes,
+                sample_size_basis=size_basis,
             )
             written = report_after_training(inputs, report_dir(run_id) if report_dir else None)
             result.report, result.report_file = written["report"], written["report_file"]

@@ -11,7 +11,10 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from painml.config import TrainConfig
+from painml.evaluation.clinical import ClinicalEvaluation
 from painml.evaluation.metrics import COMPONENT_ABSENT, COMPONENT_PRESENT
+from painml.evaluation.sample_size import SampleSizeAssessment
+from painml.evaluation.stability import Instability
 from painml.model.bundle import ModelBundle
 from painml.record.columns import BLOCKS
 from painml.record.vocabulary import block_title
@@ -41,6 +44,16 @@ class ReportInputs:
     shap_dir: Path | None = None
     proba: np.ndarray | None = None
     """The winner's probabilities on the test rows, when the caller has them (training does)."""
+    validation: str = "holdout"
+    """holdout (``rows["test"]`` held out) or cv (every row, predicted out-of-fold; model fitted on all rows)."""
+    clinical: ClinicalEvaluation | None = None
+    """The winner's calibration table and curves, and decision curves, on the same rows as ``proba``."""
+    stability: Instability | None = None
+    """The winner's prediction instability across the cross-validation refits (cv only)."""
+    sample_size: dict[str, SampleSizeAssessment] = field(default_factory=dict)
+    """The sample-size check of every family, made before fitting."""
+    sample_size_basis: str = ""
+    """Where the anticipated performance of the sample-size check came from, in words."""
 
 
 def component_table(
