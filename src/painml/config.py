@@ -301,6 +301,15 @@ class TrainConfig(_Frozen):
         """The configured classes, in the order of the probability columns."""
         return self.labels.classes
 
+    @model_validator(mode="after")
+    def _calibration_resamples(self) -> TrainConfig:
+        if self.validation.method in ("cv", "bootstrap") and self.calibration in ("sigmoid", "isotonic"):
+            raise ValueError(
+                f"calibration {self.calibration} needs its own held-out rows; validation by resampling fits "
+                "the temperature on out-of-fold scores: use calibration temperature or none, or validation holdout"
+            )
+        return self
+
     @field_validator("validation", mode="before")
     @classmethod
     def _word_is_method(cls, validation: Any) -> Any:

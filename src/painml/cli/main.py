@@ -155,6 +155,9 @@ def train(
     except SchemaError as error:
         err.print(f"[red]the training data is not valid[/]\n{error.report()}")
         raise typer.Exit(1) from None
+    except ConfigError as error:
+        err.print(f"[red]the configuration does not suit this data[/]\n{error}")
+        raise typer.Exit(2) from None
     _print_result(result, cfg)
 
 
@@ -165,9 +168,11 @@ def _print_result(result, cfg) -> None:
         return "" if value != value else f"{value:.3f}"
 
     v = cfg.validation
-    rows = (
-        "test set" if result.validation == "holdout" else f"out-of-fold ({v.folds}-fold cross-validation x {v.repeats})"
-    )
+    rows = {
+        "holdout": "test set",
+        "cv": f"out-of-fold ({v.folds}-fold cross-validation x {v.repeats})",
+        "bootstrap": f"optimism-corrected (Harrell's bootstrap, {v.resamples} refits)",
+    }[result.validation]
     table = Table(
         title=f"{rows.capitalize()}, {len(cfg.classes)} classes ({cfg.name}): models, the exact-posterior ceiling, "
         "painDETECT bands"

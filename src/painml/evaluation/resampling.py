@@ -27,6 +27,7 @@ from joblib import Parallel, delayed
 from sklearn.model_selection import LeaveOneGroupOut, RepeatedStratifiedKFold, StratifiedKFold
 
 from painml.config import TrainConfig
+from painml.evaluation.calibration import per_class_calibration
 from painml.evaluation.clinical import clinical_evaluation
 from painml.evaluation.intervals import BOOTSTRAP_REPS, auroc_interval, bootstrap_intervals
 from painml.evaluation.metrics import classification_metrics, confusion, subgroup_metrics
@@ -112,8 +113,9 @@ def cross_validate(model_cfg, cfg: TrainConfig, data: Dataset, *, progress: Prog
 
 
 def leave_one_site_out(model_cfg, cfg: TrainConfig, data: Dataset) -> pd.DataFrame | None:
-    """Internal-external validation: each site predicted by a model fitted on the other sites, its temperature
-    cross-fitted within them. None with fewer than two sites; a site is skipped when the others lack a class."""
+    """Internal-external validation (TRIPOD+AI: heterogeneity across clusters): each site predicted by a model
+    fitted on the other sites, its temperature cross-fitted within them; one row per site with its metrics.
+    None with fewer than two sites; a site is left out when the other sites lack a class, or it has one."""
     sites = data.records.frame["site"].fillna("(no site)").to_numpy(dtype=object)
     if len(set(sites)) < 2:
         return None
@@ -133,13 +135,22 @@ def leave_one_site_out(model_cfg, cfg: TrainConfig, data: Dataset) -> pd.DataFra
             inner_y = np.concatenate([y[test_rows] for _, test_rows in folds])
             beta = calibration.fit_temperature(inner_scores, np.searchsorted(pipeline.classes_, inner_y))
         order = [list(pipeline.classes_).index(c) for c in classes]
-        scores = (
-            calibration.raw_scores(pipeline, X.iloc[test])
-            if beta is not None
-            else _probabilities(pipeline, X.iloc[test])
+        score = calibration.raw_scores if beta is not None else _probabilities
+        proba = _calibrated(score(pipeline, X.iloc[test]), beta)[:, order]
+        y_site = y[test]
+        if len(set(y_site)) < 2:
+            continue
+        metrics = classification_metrics(y_site, proba, classes, prefix="")
+        slope = per_class_calibration(y_site, proba, classes)["slope"]
+        rows.append(
+            {
+                "site": sites[test[0]],
+                "n": len(test),
+                **{k: metrics[k] for k in ("log_loss", "brier", "macro_f1", "balanced_accuracy")},
+                **{f"auroc_{c}": metrics[f"auroc_{c}"] for c in classes},
+                **{f"calibration_slope_{c}": float(s) for c, s in zip(classes, slope)},
+            }
         )
-        proba = _calibrated(scores, beta)[:, order]
-        rows.append({"site": sites[test[0]], "n": len(test), "proba": proba, "rows": test})
     return pd.DataFrame(rows) if rows else None
 
 
@@ -160,7 +171,8 @@ def _fit_fold(model_cfg, cfg, X, y, train, test):
     or the model's own probabilities when the config asks for no calibration."""
     pipeline, _ = fit_pipeline(model_cfg, cfg, X, y, train)
     score = calibration.raw_scores if cfg.calibration == "temperature" else _probabilities
-    return score(pipeline, X.iloc[test]), score(pipeline, X), np.asarray(pipeline.classes_)
+    every = score(pipeline, X)
+    return every[test], every, np.asarray(pipeline.classes_)
 
 
 def _probabilities(pipeline, X) -> np.ndarray:
@@ -190,7 +202,7 @@ def _indexed(i, *args):
 
 
 def resampled_family(
-    model_cfg, cfg: TrainConfig, data: Dataset, *, progress: Progress | None = None
+    model_cfg, cfg: TrainConfig, data: Dataset, *, method: str = "cv", progress: Progress | None = None
 ) -> tuple[ModelBundle, dict[str, float], np.ndarray, dict[str, Any], OutOfFold]:
     """Cross-validate one family, then fit it on all rows with the out-of-fold temperature and threshold.
 
@@ -198,8 +210,15 @@ def resampled_family(
     ``_ci_low``/``_ci_high`` from resampling patients; ``apparent_*``: the final model on its own rows;
     conformal coverage overall and per class), the first repeat's out-of-fold probabilities (for tables,
     baselines and plots, which then cover every patient), its tables, and the out-of-fold record.
+
+    ``method="bootstrap"``: one repeat of cross-validation gives the temperature, the threshold and the
+    out-of-fold tables, and Harrell's bootstrap gives the estimates (:func:`bootstrap_optimism`):
+    ``test_*`` are then the apparent values less the mean optimism, beside ``optimism_*`` and ``.632+``;
+    their intervals keep the width of the out-of-fold patient-bootstrap interval, centred on the estimate.
     """
-    oof = cross_validate(model_cfg, cfg, data, progress=progress)
+    if method == "bootstrap":
+        cfg = cfg.model_copy(update={"validation": cfg.validation.model_copy(update={"repeats": 1})})
+    oof = cross_validate(model_cfg, cfg, data, progress=progress if method == "cv" else None)
     X, y = data.X, data.y
     everyone = np.arange(len(y))
     pipeline, chosen = fit_pipeline(model_cfg, cfg, X, y, everyone)
@@ -207,7 +226,7 @@ def resampled_family(
     if cfg.calibration == "temperature":
         estimator = calibration.with_temperature(pipeline, oof.beta, X, y)
     bundle = new_bundle(estimator, model_cfg.family, cfg, data, everyone, chosen.model_dump())
-    bundle = bundle.with_metadata(conformal_qhat=oof.qhat, conformal_qhat_by_class=oof.qhat_by_class, validation="cv")
+    bundle = bundle.with_metadata(conformal_qhat=oof.qhat, conformal_qhat_by_class=oof.qhat_by_class, validation=method)
     classes = list(cfg.classes)
     y_index = np.array([classes.index(v) for v in y])
     metrics = resampled_metrics(y, oof.proba, classes, seed=cfg.seed)
@@ -220,7 +239,19 @@ def resampled_family(
     predicted = np.asarray(classes, dtype=object)[first.argmax(axis=1)]
     clinical = clinical_evaluation(y, first, classes, data.records.frame, seed=cfg.seed)
     metrics |= clinical.metrics
-    stability = prediction_instability(bundle.predict_proba(X), oof.refits, classes)
+    full = bundle.predict_proba(X)
+    refits = oof.refits
+    if method == "bootstrap":
+        out_of_fold = dict(metrics)
+        boot = bootstrap_optimism(model_cfg, cfg, data, metrics, progress=progress)
+        metrics |= boot.metrics
+        refits = boot.refits
+        for key, value in boot.metrics.items():  # the out-of-fold interval's width, centred on the estimate
+            low, high = out_of_fold.get(f"{key}_ci_low"), out_of_fold.get(f"{key}_ci_high")
+            if key.startswith("test_") and low is not None and high is not None:
+                shift = value - out_of_fold[key]
+                metrics[f"{key}_ci_low"], metrics[f"{key}_ci_high"] = low + shift, high + shift
+    stability = prediction_instability(full, refits, classes)
     metrics["stability_mape"] = float(stability.mape)
     metrics["stability_unstable_share"] = float(stability.share_unstable)
     tables = {
@@ -228,9 +259,102 @@ def resampled_family(
         "subgroups": subgroup_metrics(data.records.frame, y, first, classes),
         "clinical": clinical,
         "stability": stability,
-        "refits": oof.refits,
+        "refits": refits,
     }
     return bundle, metrics, first, tables, oof
+
+
+OPTIMISM_METRICS = ("log_loss", "brier", "macro_f1", "balanced_accuracy", "accuracy")
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """Harrell's optimism-corrected metrics, the .632+ check, and every refit's predictions (stability)."""
+
+    metrics: dict[str, float]
+    refits: np.ndarray
+    """(resamples, rows, classes): each bootstrap model's calibrated probabilities on every original row."""
+
+
+def bootstrap_optimism(
+    model_cfg, cfg: TrainConfig, data: Dataset, apparent: dict[str, float], *, progress: Progress | None = None
+) -> Bootstrap:
+    """Harrell's bootstrap (Steyerberg 2001; rms::validate) over the whole pipeline, with Efron & Tibshirani's
+    .632+ estimate of log-loss and Brier as a check (Iba et al. 2021 recommend it at small n).
+
+    Each resample refits the pipeline on a bootstrap sample (early stopping and penalty learned there), fits
+    its temperature on the sample's out-of-bag rows, and is scored on the sample (its apparent performance)
+    and on the original rows; the mean difference is the optimism, subtracted from the registered model's
+    apparent metrics (``apparent`` holds ``apparent_*``). Out-of-bag losses give the .632+ estimate.
+    """
+    X, y = data.X, data.y
+    classes = list(cfg.classes)
+    n = len(y)
+    rng = np.random.default_rng(cfg.seed)
+    samples = [np.sort(rng.integers(0, n, n)) for _ in range(cfg.validation.resamples)]
+    fitted = _run(model_cfg, cfg, X, y, [(s, np.arange(0)) for s in samples], progress)
+    model_classes = fitted[0][2]
+    order = [list(model_classes).index(c) for c in classes]
+    y_model = np.searchsorted(model_classes, y)
+    y_index = np.array([classes.index(v) for v in y])
+    optimism = {m: [] for m in (*OPTIMISM_METRICS, *(f"auroc_{c}" for c in classes))}
+    oob_loss, oob_brier, oob_count = np.zeros(n), np.zeros(n), np.zeros(n)
+    refits = []
+    for sample, (_, scores, _) in zip(samples, fitted):
+        oob = np.setdiff1d(np.arange(n), sample)
+        beta = None
+        if cfg.calibration == "temperature" and len(set(y_model[oob])) == len(classes):
+            beta = calibration.fit_temperature(scores[oob], y_model[oob])
+        elif cfg.calibration == "temperature":
+            beta = 1.0
+        proba = _calibrated(scores, beta)[:, order]
+        refits.append(proba)
+        on_sample = classification_metrics(y[sample], proba[sample], classes, prefix="")
+        on_original = classification_metrics(y, proba, classes, prefix="")
+        for m in optimism:
+            optimism[m].append(on_sample[m] - on_original[m])
+        rows = np.arange(len(oob))
+        oob_loss[oob] += -np.log(np.clip(proba[oob, y_index[oob]], 1e-15, 1.0))
+        onehot = np.zeros((len(oob), len(classes)))
+        onehot[rows, y_index[oob]] = 1.0
+        oob_brier[oob] += ((proba[oob] - onehot) ** 2).sum(axis=1)
+        oob_count[oob] += 1
+    metrics: dict[str, float] = {}
+    for m, values in optimism.items():
+        mean = float(np.nanmean(values))
+        metrics[f"optimism_{m}"] = mean
+        metrics[f"test_{m}"] = apparent[f"apparent_{m}"] - mean
+    seen = oob_count > 0
+    full = np.stack(refits).mean(axis=0)
+    for name, per_row, no_information in (
+        ("log_loss", oob_loss, _no_information_log_loss(y_index, full)),
+        ("brier", oob_brier, _no_information_brier(y_index, full)),
+    ):
+        err1 = float((per_row[seen] / oob_count[seen]).mean())
+        metrics[f"test_{name}_632plus"] = _632_plus(apparent[f"apparent_{name}"], err1, no_information)
+    return Bootstrap(metrics, np.stack(refits))
+
+
+def _632_plus(apparent: float, oob: float, no_information: float) -> float:
+    """Efron & Tibshirani (1997): the .632 weight raised towards 1 as overfitting (relative to the
+    no-information error) grows."""
+    oob = min(oob, no_information) if no_information > apparent else oob
+    overfit = (oob - apparent) / (no_information - apparent) if no_information > apparent and oob > apparent else 0.0
+    weight = 0.632 / (1 - 0.368 * overfit)
+    return float((1 - weight) * apparent + weight * oob)
+
+
+def _no_information_log_loss(y_index: np.ndarray, proba: np.ndarray) -> float:
+    """Log-loss if predictions were unrelated to patients: every patient's class against every prediction."""
+    shares = np.bincount(y_index, minlength=proba.shape[1]) / len(y_index)
+    return float(-(shares * np.log(np.clip(proba, 1e-15, 1.0)).mean(axis=0)).sum())
+
+
+def _no_information_brier(y_index: np.ndarray, proba: np.ndarray) -> float:
+    """Multiclass Brier score of every patient's class against every prediction."""
+    shares = np.bincount(y_index, minlength=proba.shape[1]) / len(y_index)
+    mean_p, mean_p2 = proba.mean(axis=0), (proba**2).sum(axis=1).mean()
+    return float(mean_p2 - 2 * (shares * mean_p).sum() + 1.0)
 
 
 def resampled_metrics(y: np.ndarray, proba: np.ndarray, classes: list[str], *, seed: int = 0) -> dict[str, float]:

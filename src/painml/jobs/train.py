@@ -24,7 +24,7 @@ import yaml
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from painml.config import SimulatedData, TrainConfig
+from painml.config import ConfigError, SimulatedData, TrainConfig
 from painml.evaluation import metrics as evaluate
 from painml.evaluation.holdout import FamilyResult, choose_winner, comparison_table, evaluate_family
 from painml.evaluation.plots import (
@@ -34,7 +34,7 @@ from painml.evaluation.plots import (
     plot_flexible_calibration,
     plot_instability,
 )
-from painml.evaluation.resampling import resampled_family
+from painml.evaluation.resampling import leave_one_site_out, resampled_family
 from painml.evaluation.sample_size import SampleSizeAssessment, assess, simulated_pairwise_c
 from painml.features.encoding import build_features
 from painml.jobs.promote import promote
@@ -105,6 +105,15 @@ def run_training(
         stage(f"loading data: {cfg.data.source}")
         data = load_dataset(cfg)
         method = cfg.validation.resolve(len(data.y))
+        if method != "holdout" and cfg.calibration not in ("temperature", "none"):
+            raise ConfigError(
+                cfg.name,
+                [
+                    f"calibration: {cfg.calibration} needs held-out rows, and {len(data.y):,} rows are validated by "
+                    "resampling (validation: auto below validation.auto_rows); use temperature or none, or "
+                    "validation: holdout"
+                ],
+            )
         warnings = _describe_data(console, cfg, data, method)
         sizes, size_basis = _sample_size(console, cfg, data)
         progress.advance(task)
@@ -113,10 +122,12 @@ def run_training(
             rows = split_rows(data.y, cfg)
         else:
             v = cfg.validation
-            stage(
-                f"validating by {v.folds}-fold cross-validation x {v.repeats} repeats; the registered model "
-                f"is fitted on all {len(data.y):,} rows"
+            how = (
+                f"{v.folds}-fold cross-validation x {v.repeats} repeats"
+                if method == "cv"
+                else f"Harrell's bootstrap ({v.resamples} refits)"
             )
+            stage(f"validating by {how}; the registered model is fitted on all {len(data.y):,} rows")
             everyone = np.arange(len(data.y))
             rows = {"train": everyone, "test": everyone}
         progress.advance(task)
@@ -130,10 +141,15 @@ def run_training(
                 bundle = build_bundle(estimator, family, cfg, data, rows, chosen.model_dump())
                 metrics, proba, tables = evaluate_family(bundle, data, rows)
             else:
-                stage(f"cross-validating {family}")
-                folds = progress.add_task(f"  {family}: folds", total=cfg.validation.folds * cfg.validation.repeats)
+                stage(f"validating {family}")
+                steps = cfg.validation.folds * cfg.validation.repeats if method == "cv" else cfg.validation.resamples
+                folds = progress.add_task(f"  {family}: refits", total=steps)
                 bundle, metrics, proba, tables, _ = resampled_family(
-                    model_cfg, cfg, data, progress=lambda done, total, t=folds: progress.update(t, completed=done)
+                    model_cfg,
+                    cfg,
+                    data,
+                    method=method,
+                    progress=lambda done, total, t=folds: progress.update(t, completed=done),
                 )
                 progress.remove_task(folds)
             seconds = time.perf_counter() - start
@@ -150,6 +166,15 @@ def run_training(
         baselines = evaluate.baseline_metrics(data.records.frame.iloc[test], y_test, list(cfg.classes))
         winner, why = choose_winner(results, cfg.tracking.primary_metric)
         console.print(f"  winner: {why}")
+        if method != "holdout":
+            sites = leave_one_site_out(next(m for m in cfg.models if m.family == winner), cfg, data)
+            if sites is not None:
+                results[winner].artifacts["sites"] = sites
+                for row in sites.to_dict("records"):
+                    console.print(
+                        f"  {winner} on site {row['site']} (fitted on the other sites): "
+                        f"log loss {row['log_loss']:.3f}, macro-F1 {row['macro_f1']:.3f}, {row['n']:,} patients"
+                    )
         comparison = comparison_table(results, oracle, baselines)
         progress.advance(task)
 
@@ -324,6 +349,8 @@ def _log_run(
     for family, r in results.items():
         tables[f"confusion_{family}.csv"] = (r.artifacts["confusion"], True)
         tables[f"subgroups_{family}.csv"] = (r.artifacts["subgroups"], False)
+        if "sites" in r.artifacts:
+            tables[f"sites_{family}.csv"] = (r.artifacts["sites"], False)
         predictions = pd.DataFrame(r.proba, columns=[f"p_{c}" for c in r.bundle.classes]).assign(row=rows["test"])
         tables[f"predictions_{family}.csv"] = (predictions, False)
         figures[f"confusion_{family}.png"] = plot_confusion(
