@@ -40,6 +40,7 @@ from painml.features.encoding import build_features
 from painml.jobs.promote import promote
 from painml.jobs.report import report_after_training, training_inputs
 from painml.model.dataset import Dataset, check_class_counts, load_dataset, split_rows
+from painml.model.families import for_small_data
 from painml.model.fit import build_bundle, fit_family
 from painml.record.columns import FEATURE_COLUMNS
 from painml.record.schema import load_records
@@ -134,6 +135,8 @@ def run_training(
         results: dict[str, FamilyResult] = {}
         for model_cfg in cfg.models:
             family = model_cfg.family
+            if method != "holdout":
+                model_cfg = for_small_data(model_cfg)
             start = time.perf_counter()
             if method == "holdout":
                 stage(f"fitting {family} on {len(rows['train']):,} rows")
@@ -325,8 +328,7 @@ def _log_run(
                 f"{family}.sample_size_parameters_supported": s.parameters_supported,
                 f"{family}.sample_size_expected_shrinkage": s.expected_shrinkage,
             }
-        if cfg.search.enabled:
-            params |= {f"{family}.chosen.{k}": v for k, v in r.bundle.metadata.hyperparameters.items()}
+        params |= {f"{family}.chosen.{k}": v for k, v in r.bundle.metadata.hyperparameters.items()}
     metrics |= results[winner].metrics | evaluate.ceiling_gap(results[winner].metrics, oracle)
     texts = {
         "config.yaml": yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),

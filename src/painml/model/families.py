@@ -56,3 +56,25 @@ def make_classifier(model: ModelConfig, class_weight: str, seed: int, n_classes:
             random_state=seed,
         )
     return LogisticRegression(C=model.C, max_iter=model.max_iter, class_weight=weight, random_state=seed)
+
+
+SMALL_DATA_GBM = {
+    "learning_rate": 0.05,
+    "n_estimators": 1000,
+    "num_leaves": 4,
+    "min_child_samples": 20,
+    "reg_lambda": 5.0,
+    "colsample": 0.8,
+    "early_stopping_rounds": 30,
+    "rounds": "inner_cv",
+}
+"""The boosted family's settings for a few hundred to a few thousand rows: shallow trees, strong
+regularisation, the number of trees chosen by inner cross-validation."""
+
+
+def for_small_data(model: ModelConfig) -> ModelConfig:
+    """A boosted config with the small-data settings in place of every setting the config left at its
+    default; other families and settings written in the config are kept as they are."""
+    if not isinstance(model, GbmConfig):
+        return model
+    return model.model_copy(update={k: v for k, v in SMALL_DATA_GBM.items() if k not in model.model_fields_set})

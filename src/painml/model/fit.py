@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import loguniform, uniform
 from sklearn.metrics import log_loss
-from sklearn.model_selection import ParameterSampler, train_test_split
+from sklearn.model_selection import ParameterSampler, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 
 from painml.config import GbmConfig, TrainConfig
@@ -21,7 +21,7 @@ from painml.model import calibration
 from painml.model.bundle import ModelBundle
 from painml.model.conformal import conformal_threshold
 from painml.model.dataset import Dataset
-from painml.model.families import make_classifier
+from painml.model.families import INNER_FOLDS, make_classifier
 from painml.model.metadata import BundleMetadata, TrainingProfile
 from painml.record.columns import BLOCKS, BY_NAME, FEATURE_COLUMNS, OPTIONAL_BLOCKS
 from painml.record.schema import Records
@@ -101,8 +101,13 @@ def fit_pipeline(model_cfg, cfg: TrainConfig, X: pd.DataFrame, y: np.ndarray, tr
         model_cfg, _ = search_hyperparameters(model_cfg, cfg, Xt, yt, fit, val)
     classifier = make_classifier(model_cfg, cfg.class_weight, cfg.seed, len(cfg.classes))
     if isinstance(model_cfg, GbmConfig) and model_cfg.early_stopping_rounds:
-        trees = _probe(model_cfg, cfg, Xt, yt, fit, val)[1]
-        classifier.set_params(n_estimators=max(1, round(trees / (1 - VALIDATION_SHARE))))
+        if model_cfg.rounds == "inner_cv":
+            inner = StratifiedKFold(INNER_FOLDS, shuffle=True, random_state=cfg.seed)
+            found = [_probe(model_cfg, cfg, Xt, yt, a, b)[1] for a, b in inner.split(np.zeros(len(yt)), yt)]
+            trees = float(np.mean(found)) / (1 - 1 / INNER_FOLDS)
+        else:
+            trees = _probe(model_cfg, cfg, Xt, yt, fit, val)[1] / (1 - VALIDATION_SHARE)
+        classifier.set_params(n_estimators=max(1, round(trees)))
     classifier.fit(Xt, yt)
     return Pipeline([("features", features), ("model", classifier)]), model_cfg
 
