@@ -278,7 +278,11 @@ def _sample_size(console: Console, cfg: TrainConfig, data: Dataset) -> tuple[dic
         encoder = build_features(model_cfg.family, cfg.features.groups, cfg.features.missing_indicators)
         parameters = len(encoder.fit(data.X).get_feature_names_out())
         size = sizes[model_cfg.family] = assess(len(data.y), counts, parameters, pairwise_c, c_method="exact")
-        console.print(f"  sample size, {model_cfg.family} ({parameters} parameters per contrast): {size.verdict}")
+        mark = "" if size.adequate else "[yellow]warning[/]: "
+        console.print(
+            f"  {mark}sample size, {model_cfg.family} ({parameters} parameters per contrast): {size.verdict}",
+            markup=True,
+        )
     return sizes, basis
 
 
