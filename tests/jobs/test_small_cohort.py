@@ -124,3 +124,19 @@ def test_out_of_fold_conformal_sets_cover_at_least_nominal_less_two_points():
     assert proba.shape == (len(data.y), 3)
     for c in cfg.classes:
         assert metrics[f"test_conformal_coverage_{c}"] >= cfg.conformal_confidence - 0.05, c
+
+
+def test_a_version_fitted_on_every_row_is_not_promoted_on_its_own_file(clinic_export, mlflow_store):
+    from painml.jobs.promote import promote
+
+    cfg = load_config(REPO / "configs" / "small_cohort.yaml").with_overrides(data_path=clinic_export)
+    cfg = type(cfg).model_validate(
+        {**cfg.model_dump(), "validation": {"method": "cv", "repeats": 1}, "models": [{"family": "screening"}]}
+    )
+    first = run_training(cfg, explain=False)
+    second = run_training(cfg.model_copy(update={"seed": 7}), explain=False)
+    assert (first.registered_version, second.registered_version) == ("1", "2")
+    message = promote(cfg.tracking.registered_model)
+    assert message.startswith("not promoted: a version validated by resampling was fitted on every row")
+    held_out = promote(cfg.tracking.registered_model, data_path=clinic_export)
+    assert "candidate v2" in held_out and "champion v1" in held_out

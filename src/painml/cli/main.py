@@ -256,8 +256,13 @@ def promote(
 ) -> None:
     """Make the candidate the champion if it beats the champion on the same evaluation."""
     from painml.jobs.promote import promote as run_promotion
+    from painml.record.schema import SchemaError
 
-    console.print(run_promotion(name, tracking_uri=tracking_uri, version=version, data_path=data))
+    try:
+        console.print(run_promotion(name, tracking_uri=tracking_uri, version=version, data_path=data))
+    except SchemaError as error:
+        err.print(f"[red]{data} is not valid[/]\n{error.report()}")
+        raise typer.Exit(1) from None
 
 
 @app.command()

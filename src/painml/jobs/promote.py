@@ -8,8 +8,9 @@ from pathlib import Path
 from painml.config import FileData, TrainConfig, higher_is_better, load_config
 from painml.evaluation.metrics import classification_metrics
 from painml.model.dataset import load_dataset as load_data
-from painml.model.dataset import split_rows
-from painml.record.schema import Records, load_records
+from painml.model.dataset import load_labelled, split_rows
+from painml.record.files import read_raw
+from painml.record.schema import Records
 from painml.serving.predictor import Predictor
 from painml.simulator.simulate import simulate
 from painml.tracking import registry, runs, store
@@ -39,12 +40,18 @@ def promote(
     cfg = _run_config(registry.version_run_id(name, candidate))
     champion_cfg = _run_config(registry.version_run_id(name, champion))
     if data_path is not None:
-        records = load_records(data_path, require_label=True, classes=cfg.classes)
+        records = load_labelled(read_raw(data_path), cfg, {}, str(data_path), f"file {Path(data_path).name}").records
         where = f"{data_path} ({len(records.frame):,} rows)"
     elif not isinstance(cfg.data, FileData):
         n = max(5_000, int(cfg.data.n * cfg.split.test_size))
-        records = load_records(simulate(cfg.data.preset, n, cfg.data.seed + 1), require_label=True, classes=cfg.classes)
+        fresh = simulate(cfg.data.preset, n, cfg.data.seed + 1)
+        records = load_labelled(fresh, cfg, {}, "fresh cohort", "simulated cohort").records
         where = f"a fresh {cfg.data.preset} cohort of {n:,} patients (seed {cfg.data.seed + 1})"
+    elif _fitted_on_every_row(name, candidate) or _fitted_on_every_row(name, champion):
+        return (
+            "not promoted: a version validated by resampling was fitted on every row of its file, so no rows of it "
+            "are held out; pass a held-out labelled file with --data"
+        )
     else:
         if champion_cfg.data == cfg.data and champion_cfg.model_dump(include={"seed", "split"}) != cfg.model_dump(
             include={"seed", "split"}
@@ -72,6 +79,10 @@ def promote(
         registry.set_alias(name, registry.CHAMPION, candidate)
         return f"promoted: version {candidate} is now champion; {verdict}"
     return f"not promoted: champion stays version {champion}; {verdict}"
+
+
+def _fitted_on_every_row(name: str, version: str) -> bool:
+    return runs.read_run(registry.version_run_id(name, version)).tags.get("painml.validation", "holdout") != "holdout"
 
 
 def _run_config(run_id: str) -> TrainConfig:

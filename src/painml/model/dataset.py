@@ -56,14 +56,19 @@ def load_dataset(cfg: TrainConfig) -> Dataset:
     validated against the schema (labels required)."""
     if isinstance(cfg.data, FileData):
         path = Path(cfg.data.path)
-        raw = read_raw(path)
         lineage: dict[str, Any] = {"source": "file", "path": str(path.resolve()), "sha256": file_sha256(path)}
-        source, noun = str(path), f"file {path.name}"
-    else:
-        d = cfg.data
-        raw = simulate(d.preset, d.n, d.seed)
-        lineage = {"source": "simulate", "preset": d.preset, "n": d.n, "seed": d.seed}
-        source, noun = f"simulator preset={d.preset} n={d.n} seed={d.seed}", "simulated cohort"
+        return load_labelled(read_raw(path), cfg, lineage, str(path), f"file {path.name}")
+    d = cfg.data
+    lineage = {"source": "simulate", "preset": d.preset, "n": d.n, "seed": d.seed}
+    source = f"simulator preset={d.preset} n={d.n} seed={d.seed}"
+    return load_labelled(simulate(d.preset, d.n, d.seed), cfg, lineage, source, "simulated cohort")
+
+
+def load_labelled(
+    raw: pd.DataFrame, cfg: TrainConfig, lineage: dict[str, Any], source: str, noun: str = "input"
+) -> Dataset:
+    """Labelled records read as ``cfg`` reads them (any labelled file: training data, a held-out file,
+    a fresh simulated cohort): the label rules applied, then the schema."""
     rules = apply_label_rules(raw, cfg.classes, cfg.labels.map, cfg.labels.drop, source=noun)
     if rules.mapped or rules.dropped:
         # every row is validated where the file has it (row numbers stay the file's); dropped rows leave after
@@ -72,7 +77,7 @@ def load_dataset(cfg: TrainConfig) -> Dataset:
     records = load_records(raw, require_label=True, classes=cfg.classes)
     if not rules.keep.all():
         records = records.subset(rules.keep)
-    lineage["rows"] = len(records.frame)
+    lineage = {**lineage, "rows": len(records.frame)}
     if rules.mapped or rules.dropped:
         lineage["labels_mapped"] = rules.mapped
         lineage["labels_dropped"] = rules.dropped
