@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -68,7 +70,13 @@ def test_validate_lists_all_problems_at_once(tmp_path):
     path.write_text("age,sex,pain_type\n200,x,neuropathic\n30,female,bogus\n17,male,mixed\n")
     result = runner.invoke(app, ["validate", str(path), "--require-label"])
     assert result.exit_code == 1
-    for fragment in ("row 1, column 'age'", "row 1, column 'sex'", "row 2, column 'pain_type'", "row 3, column 'age'"):
+    for fragment in (
+        "row 1, column 'age'",
+        "row 1, column 'sex'",
+        "label 'bogus' in 1 rows",
+        "(row 2)",
+        "row 3, column 'age'",
+    ):
         assert fragment in result.output
 
 
@@ -90,3 +98,19 @@ def test_serving_lives_under_the_one_command():
     assert result.exit_code == 0
     for command in ("predict", "batch", "http"):
         assert command in result.output
+
+
+def test_validate_reads_labels_as_a_training_config_does(tmp_path):
+    from painml.simulator.simulate import simulate
+
+    frame = simulate("pain_clinic", 200, seed=4)
+    frame.loc[frame.index[:3], "pain_type"] = "unknown"
+    path = tmp_path / "export.csv"
+    frame.to_csv(path, index=False)
+    plain = invoke("validate", str(path), "--require-label")
+    assert plain.exit_code == 1 and "label 'unknown' in 3 rows" in plain.output
+    config = Path(__file__).resolve().parents[2] / "configs" / "small_cohort.yaml"
+    ruled = invoke("validate", str(path), "--require-label", "--config", str(config))
+    assert ruled.exit_code == 0, ruled.output
+    assert "label 'unknown' dropped: 3 rows" in ruled.output and "197 rows" in ruled.output
+    assert "export.csv: valid" in ruled.output

@@ -111,11 +111,26 @@ def validate(
     require_label: Annotated[
         bool, typer.Option("--require-label", help="The file is for training: pain_type must be present.")
     ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Read the labels as this training config does (its classes, map and drop)."),
+    ] = None,
 ) -> None:
     """Check a file against the patient-record schema and summarise it."""
+    from painml.config import ConfigError, load_config
     from painml.record.schema import validate_file
 
-    raise typer.Exit(validate_file(file, require_label=require_label))
+    if config is None:
+        raise typer.Exit(validate_file(file, require_label=require_label))
+    try:
+        labels = load_config(config).labels
+    except ConfigError as error:
+        err.print(f"[red]invalid configuration[/]\n{error}")
+        raise typer.Exit(2) from None
+    code = validate_file(
+        file, require_label=require_label, classes=labels.classes, label_map=labels.map, label_drop=labels.drop
+    )
+    raise typer.Exit(code)
 
 
 ConfigOption = Annotated[Path, typer.Option("--config", help="Training config (YAML).")]

@@ -19,7 +19,7 @@ from painml.config import FileData, TrainConfig
 from painml.model.conformal import MONDRIAN_MIN_ROWS
 from painml.record.columns import LABEL
 from painml.record.files import file_sha256, read_raw
-from painml.record.labels import apply_label_rules
+from painml.record.labels import relabel
 from painml.record.problems import Problem, SchemaError
 from painml.record.schema import Records, load_records
 from painml.simulator.simulate import simulate
@@ -69,11 +69,7 @@ def load_labelled(
 ) -> Dataset:
     """Labelled records read as ``cfg`` reads them (any labelled file: training data, a held-out file,
     a fresh simulated cohort): the label rules applied, then the schema."""
-    rules = apply_label_rules(raw, cfg.classes, cfg.labels.map, cfg.labels.drop, source=noun)
-    if rules.mapped or rules.dropped:
-        # every row is validated where the file has it (row numbers stay the file's); dropped rows leave after
-        labels = rules.labels.reindex(raw.index).where(rules.keep, cfg.classes[0])
-        raw = raw.assign(**{LABEL.name: labels})
+    raw, rules = relabel(raw, cfg.classes, cfg.labels.map, cfg.labels.drop, source=noun)
     records = load_records(raw, require_label=True, classes=cfg.classes)
     if not rules.keep.all():
         records = records.subset(rules.keep)

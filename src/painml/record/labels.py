@@ -32,6 +32,8 @@ class LabelOutcome:
     mapped: dict[str, int]
     """``"both -> mixed"``: rows."""
     dropped: dict[str, int]
+    problems: tuple[Problem, ...] = ()
+    """Unknown values, one problem each, when they were reported rather than raised."""
 
     def summary(self) -> list[str]:
         """Lines for the console and the run, empty when nothing was changed."""
@@ -58,10 +60,14 @@ def apply_label_rules(
     drop: Sequence[str] = (),
     *,
     source: str = "input",
+    report_unknown: bool = False,
 ) -> LabelOutcome:
     """Map and drop the raw ``pain_type`` values; a value neither known nor handled is a SchemaError with one
     problem per distinct value (its row count and the ways out). Case and surrounding spaces are ignored, as the
-    schema ignores them; an empty label is left to the schema, which reports its rows."""
+    schema ignores them; an empty label is left to the schema, which reports its rows.
+
+    ``report_unknown``: the problems are returned in the outcome instead (those rows are not kept), so a
+    file check can list them beside every other problem."""
     mapping = {k.strip().lower(): v for k, v in (mapping or {}).items()}
     dropped_values = {d.strip().lower() for d in drop}
     if LABEL.name not in raw.columns:
@@ -74,6 +80,7 @@ def apply_label_rules(
     mapped: Counter[str] = Counter()
     dropped: Counter[str] = Counter()
     unknown: Counter[str] = Counter()
+    where: dict[str, np.ndarray] = {}
     for value, count in lower.dropna().value_counts().items():
         if value == "":
             continue
@@ -92,18 +99,43 @@ def apply_label_rules(
                 mapped[f"{value!r} -> {known[target]}"] += int(count)
         else:
             unknown[value] += int(count)
-    if unknown:
-        choices = ", ".join(classes)
-        raise SchemaError(
-            [
-                Problem(
-                    None,
-                    LABEL.name,
-                    None,
-                    f"label {value!r} in {n:,} rows of the {source} is not one of {choices}; "
-                    "map it to a class or drop it in the config's labels",
-                )
-                for value, n in unknown.most_common()
-            ]
+            where[value] = np.flatnonzero(rows)[:5] + 1
+            keep &= ~rows
+    choices = ", ".join(classes)
+    problems = tuple(
+        Problem(
+            None,
+            LABEL.name,
+            None,
+            f"label {value!r} in {n:,} rows of the {source} ({_rows(where[value], n)}) is not one of {choices}; "
+            "map it to a class or drop it in the config's labels",
         )
-    return LabelOutcome(keep, out[keep], dict(mapped), dict(dropped))
+        for value, n in unknown.most_common()
+    )
+    if problems and not report_unknown:
+        raise SchemaError(problems)
+    return LabelOutcome(keep, out[keep], dict(mapped), dict(dropped), problems)
+
+
+def relabel(
+    raw: pd.DataFrame,
+    classes: Sequence[str],
+    mapping: Mapping[str, str] | None = None,
+    drop: Sequence[str] = (),
+    *,
+    source: str = "input",
+    report_unknown: bool = False,
+) -> tuple[pd.DataFrame, LabelOutcome]:
+    """``raw`` with its labels mapped, for validation before the dropped rows leave (they carry a placeholder
+    class meanwhile, so every row keeps the number it has in the file); drop ``outcome.keep`` afterwards."""
+    outcome = apply_label_rules(raw, classes, mapping, drop, source=source, report_unknown=report_unknown)
+    if outcome.mapped or outcome.dropped or outcome.problems:
+        labels = outcome.labels.reindex(raw.index).where(outcome.keep, classes[0])
+        raw = raw.assign(**{LABEL.name: labels})
+    return raw, outcome
+
+
+def _rows(first: np.ndarray, n: int) -> str:
+    """ "row 2", "rows 2, 5, 9", "rows 2, 5, 9, 11, 14, ..." (1-based, as the schema numbers rows)."""
+    shown = ", ".join(str(r) for r in first.tolist()) + (", ..." if n > len(first) else "")
+    return f"row {shown}" if n == 1 else f"rows {shown}"

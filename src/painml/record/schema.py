@@ -39,6 +39,7 @@ from painml.record.columns import (
     Column,
 )
 from painml.record.files import iter_raw, read_raw
+from painml.record.labels import relabel
 from painml.record.problems import Problem, SchemaError, _count, _python
 from painml.record.projections import pandera_schema
 
@@ -158,10 +159,18 @@ def summarize(records: Records) -> str:
     return "\n".join(lines)
 
 
-def validate_file(path: str | Path, require_label: bool = False, *, classes: Sequence[str] = DEFAULT_CLASSES) -> int:
+def validate_file(
+    path: str | Path,
+    require_label: bool = False,
+    *,
+    classes: Sequence[str] = DEFAULT_CLASSES,
+    label_map: Mapping[str, str] | None = None,
+    label_drop: Sequence[str] = (),
+) -> int:
     """Print a summary, notices and every problem of a file; exit code 0 if valid, else 1.
 
-    Meant for ``painml validate FILE``: bad input is printed, never raised.
+    Meant for ``painml validate FILE``: bad input is printed, never raised. Labels are read through the
+    map and drop rules of a training config when given, as training reads them.
     """
     console = Console(highlight=False)
     try:
@@ -169,8 +178,13 @@ def validate_file(path: str | Path, require_label: bool = False, *, classes: Seq
     except SchemaError as error:
         console.print(str(error), markup=False, style="red")
         return 1
+    raw, rules = relabel(raw, classes, label_map, label_drop, source=f"file {Path(path).name}", report_unknown=True)
+    for note in rules.summary():
+        console.print(f"note: {note}", markup=False, style="yellow")
     checked = _check(raw, require_label, classes, True, 0, "file")
-    console.print(summarize(checked.records), markup=False)
+    if rules.problems:
+        checked = _Checked(checked.records, [*rules.problems, *checked.problems], checked.bad)
+    console.print(summarize(checked.records.subset(rules.keep, keep_index=True)), markup=False)
     for notice in checked.records.notices:
         console.print(f"note: {notice}", markup=False, style="yellow")
     if checked.problems:
