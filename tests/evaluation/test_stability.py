@@ -88,6 +88,6 @@ def test_plot_instability() -> None:
     assert len(fig.axes) == 3
     for ax, c in zip(fig.axes, CLASSES):
         assert ax.get_xlabel() == "predicted probability, full model"
-        assert ax.get_ylabel() == "predicted probability, bootstrap models"
+        assert ax.get_ylabel() == "predicted probability, refitted models"
         assert ax.get_title().startswith(c)
         assert len(ax.collections[0].get_offsets()) == 500  # subsampled from 25 x 40

@@ -189,7 +189,7 @@ def plot_decision_curve(frame: pd.DataFrame, title: str, *, rows: Sequence[str] 
         ax.set_xlabel("threshold probability")
         ax.set_ylabel("net benefit")
         subset = "all rows" if name == ALL_ROWS else f"rows where {name} can be scored"
-        ax.set_title(f"{subset} (n={n}, prevalence {prevalence:.0%})", fontsize=10)
+        ax.set_title(f"{subset}\n(n={n}, prevalence {prevalence:.0%})", fontsize=10)
         ax.legend(loc="upper right", fontsize=8)
     for ax in axes[len(names) :]:
         ax.set_visible(False)
@@ -207,7 +207,8 @@ def plot_instability(
     max_points: int = 20_000,
     seed: int = 0,
 ) -> Figure:
-    """Riley & Collins' prediction instability plot: full-model vs bootstrap-model probability, a panel per class.
+    """Riley & Collins' prediction instability plot: full-model vs refitted-model probability, a panel per class
+    (the refits are bootstrap models, or the cross-validation fold models).
 
     Each dot is one patient in one refit (a seeded subsample of at most
     ``max_points`` per panel, so large B x n stays light); the lines are the
@@ -243,7 +244,7 @@ def plot_instability(
         ax.set_ylim(0, 1)
         ax.set_aspect("equal")
         ax.set_xlabel("predicted probability, full model")
-        ax.set_ylabel("predicted probability, bootstrap models")
+        ax.set_ylabel("predicted probability, refitted models")
         ax.set_title(f"{c} (MAPE {inst.mape_by_class[c]:.3f})", fontsize=10)
         ax.legend(loc="upper left", fontsize=8)
     fig.suptitle(f"{title}\n{b} refits; class changes in >{inst.threshold:.0%} of refits: {inst.share_unstable:.1%}")

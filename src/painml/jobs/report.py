@@ -1,9 +1,11 @@
 """The report job: the reviewer report of a training run, written to a file and logged to the run.
 
 At the end of training the inputs are handed over in-process (:func:`report_after_training`: the
-split, the bundle and the test probabilities the run already has). ``painml report --run RUN_ID``
-rebuilds them from the run (:func:`inputs_from_run`): its config re-draws or re-reads the data and
-recomputes the same split, the winner is loaded from the run, and the logged tables are downloaded.
+split, the bundle and the test or out-of-fold probabilities the run already has). ``painml report --run
+RUN_ID`` rebuilds them from the run (:func:`inputs_from_run`): its config re-draws or re-reads the data,
+the winner is loaded from the run, and the logged tables are downloaded. A holdout run's test rows are
+recomputed from the same split and predicted again by the winner; a resampled (cv) run's probabilities are
+its logged out-of-fold predictions, never the registered model's own (it was fitted on every row).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from painml.config import FileData, TrainConfig, load_config
@@ -71,6 +74,7 @@ def report_after_training(inputs: ReportInputs, out_dir: Path | None = None, max
         paths = write_plots(inputs.bundle, test, shap_dir, max_rows=max_rows)
         runs.log_artifacts(inputs.run_id, shap_dir, "shap")
         inputs.shap_dir = shap_dir
+        _logged_figures(inputs.run_id, inputs.winner, Path(tmp) / "figures", inputs.images, ("instability",))
         report = write_report(inputs, (out_dir or Path(tmp)) / REPORT_FILE)
         size = report.stat().st_size
     return {
@@ -107,16 +111,28 @@ def inputs_from_run(run_id: str, tmp: Path) -> ReportInputs:
             f"the training file {cfg.data.path} has changed since run {run_id}: its test rows cannot "
             "be rebuilt, so the report would not describe that run"
         )
-    rows = split_rows(data.y, cfg)
+    validation = tags.get("painml.validation", "holdout")
     bundle = Predictor.from_uri(f"runs:/{run_id}/{winner}").bundle
-    images = {}
-    for kind in ("confusion", "calibration"):
-        path = artifact(f"{kind}_{winner}.png")
-        if path is not None:
-            images[kind] = path.read_bytes()
+    proba = None
+    if validation == "holdout":
+        rows = split_rows(data.y, cfg)
+    else:
+        predictions = f"predictions_{winner}.csv"
+        rows, proba = _out_of_fold(_required(artifact(predictions), predictions), bundle)
+        if len(data.y) != len(rows["train"]):
+            raise ValueError(
+                f"run {run_id} predicted {len(rows['train']):,} rows out-of-fold but its data now has "
+                f"{len(data.y):,}: the report would not describe that run"
+            )
+    images: dict[str, bytes] = {}
+    _logged_figures(run_id, winner, tmp / "figures", images, ("confusion", "instability"))
     shap_dir = artifact("shap")
     if shap_dir is not None and not (shap_dir / "mean_abs_shap.csv").exists():
         shap_dir = None
+    size_path = artifact("sample_size.txt")
+    size_lines = tuple(size_path.read_text(encoding="utf-8").splitlines()) if size_path else ()
+    sites_path = artifact(f"sites_{winner}.csv")
+    sites = pd.read_csv(sites_path, keep_default_na=False, na_values=[""]) if sites_path else None
     return training_inputs(
         run_id,
         run.name or cfg.name,
@@ -133,7 +149,40 @@ def inputs_from_run(run_id: str, tmp: Path) -> ReportInputs:
         baselines,
         images=images,
         shap_dir=shap_dir,
+        proba=proba,
+        validation=validation,
+        sample_size_lines=size_lines,
+        sites=sites,
     )
+
+
+def _out_of_fold(path: Path, bundle: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """A resampled run's logged out-of-fold probabilities (``p_<class>`` per row, ``row`` its position in the
+    data), in row order and the bundle's class order, and the rows they cover (all rows: fitting and
+    estimating alike)."""
+    predictions = pd.read_csv(path).sort_values("row", kind="stable")
+    columns = [f"p_{c}" for c in bundle.classes]
+    missing = [c for c in columns if c not in predictions.columns]
+    if missing:
+        raise ValueError(f"{path.name} lacks the columns {', '.join(missing)}")
+    test = predictions["row"].to_numpy(dtype=np.intp)
+    return {"train": test, "test": test}, predictions[columns].to_numpy(dtype=np.float64)
+
+
+_FIGURE_FILES = {"confusion": "confusion_{}.png", "instability": "instability_{}.png"}
+"""Figures the run logged that the report shows as they are (the instability plot needs every refit's
+predictions, which only training holds)."""
+
+
+def _logged_figures(run_id: str, winner: str, tmp: Path, images: dict[str, bytes], kinds: tuple[str, ...]) -> None:
+    """Add the winner's logged figures of ``kinds`` to ``images`` (those the run has; none are required)."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    for kind in kinds:
+        if kind in images:
+            continue
+        path = runs.download(run_id, _FIGURE_FILES[kind].format(winner), tmp)
+        if path is not None:
+            images[kind] = path.read_bytes()
 
 
 def training_inputs(

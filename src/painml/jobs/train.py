@@ -235,6 +235,7 @@ def run_training(
                 validation=method,
                 clinical=results[winner].artifacts["clinical"],
                 stability=results[winner].artifacts.get("stability"),
+                sites=results[winner].artifacts.get("sites"),
                 sample_size=sizes,
                 sample_size_basis=size_basis,
             )
