@@ -11,8 +11,19 @@ from sklearn.metrics import log_loss
 
 from painml.record.schema import load_records
 from painml.simulator import clinical_tables as T
-from painml.simulator.realism import evaluate_realism
-from painml.simulator.simulate import CONDITIONS, PRESETS, TRUTH_COLUMNS, exact_posterior, simulate, write_cohort
+from painml.simulator.realism import QUESTIONNAIRE_TARGETS, evaluate_realism
+from painml.simulator.simulate import (
+    _WEIGHTS,
+    CONDITIONS,
+    PRESETS,
+    TRUTH_COLUMNS,
+    VARIABLES,
+    K,
+    _finding_rates,
+    exact_posterior,
+    simulate,
+    write_cohort,
+)
 
 P_COLUMNS = [f"true_p_{m}" for m in T.MECHANISMS]
 
@@ -103,13 +114,14 @@ def test_posterior_is_calibrated(cohort):
             assert abs(hit[inside].mean() - p[inside].mean()) < 4 * se + 0.005, (mechanism, b)
 
 
-def test_no_model_beats_the_exact_posterior(cohort):
-    """A boosted model fitted on the cohort has a higher held-out log-loss than the ceiling."""
+@pytest.mark.parametrize("preset", ["pain_clinic", "orthopaedic"])
+def test_no_model_beats_the_exact_posterior(cohort, preset):
+    """A boosted model fitted on the cohort has a higher held-out log-loss than the ceiling (routine labels too)."""
     from lightgbm import LGBMClassifier
 
     from painml.features.encoding import build_features
 
-    records = load_records(cohort, require_label=True)
+    records = load_records(cohort if preset == "pain_clinic" else simulate(preset, 20_000, seed=3), require_label=True)
     X, y = records.features, records.label.to_numpy(dtype=object)
     train, test = slice(0, 14_000), slice(14_000, None)
     features = build_features(
@@ -147,3 +159,85 @@ def test_presets_draw(preset):
     shares = frame["pain_type"].value_counts(normalize=True)
     assert set(frame["true_condition"]) <= set(T.PRESETS[preset].case_mix)
     assert shares.min() > 0.02
+
+
+def test_questionnaire_targets_compatible_on_a_small_orthopaedic_cohort():
+    """The item-level targets (9-15) also hold where the label follows the diagnosis, at n = 12,000."""
+    results = evaluate_realism(simulate("orthopaedic", 12_000, seed=11))
+    new = [
+        r for r in results if r.target.number in QUESTIONNAIRE_TARGETS or "case-control: specificity" in r.target.name
+    ]
+    misses = [(r.target.name, round(r.estimate.value, 3), r.target.band) for r in new if not r.compatible]
+    assert len(new) >= 14 and not misses
+
+
+def test_amplification_keeps_each_items_rate():
+    """Averaged over the amplification levels, every symptom keeps its table rate (painDETECT: mean score 5 q)."""
+    for name in ("numbness", "burning", "aching"):
+        var = VARIABLES[name]
+        assert var.scope == "symptom"
+        mean = (var.table[:, 1].reshape(-1, K) @ _WEIGHTS).reshape(len(CONDITIONS), -1)
+        lumbar = CONDITIONS.index("chronic_low_back_pain")
+        np.testing.assert_allclose(mean[lumbar], _finding_rates(T.FINDINGS[name], {}).reshape(len(CONDITIONS), -1)[0])
+    pd = VARIABLES["pd_numbness"]
+    mean_score = (pd.table @ np.arange(6.0)).reshape(-1, K) @ _WEIGHTS
+    q = _finding_rates(
+        T.PAINDETECT["pd_numbness"],
+        {c: v["pd_numbness"] for c, v in ((c, T.CONDITIONS[c].findings) for c in CONDITIONS) if "pd_numbness" in v},
+    )
+    np.testing.assert_allclose(mean_score, 5 * q, atol=1e-6)
+
+
+def test_paindetect_items_leave_room_for_never(cohort):
+    """Neuropathic patients answer "never" to a symptom often enough for the published within-class spread."""
+    neuropathic = cohort[(cohort.true_pain_type == "neuropathic") & cohort.pd_burning.notna()]
+    items = neuropathic[[c for c in cohort.columns if c.startswith("pd_")]].astype(float)
+    assert 0.08 < (items == 0).to_numpy().mean() < 0.35
+    assert items.sum(axis=1).std() > 5.0
+
+
+def test_symptoms_hang_together_with_pain_in_nociceptive_patients(cohort):
+    nociceptive = cohort[(cohort.true_pain_type == "nociceptive") & cohort.pd_burning.notna()]
+    items = nociceptive[[c for c in cohort.columns if c.startswith("pd_")]].astype(float).sum(axis=1)
+    assert items.corr(nociceptive.pain_intensity.astype(float), method="spearman") > 0.1
+
+
+@pytest.mark.parametrize(
+    ("preset", "overrides"),
+    [("orthopaedic", {}), ("pain_clinic", {"label": "routine", "response_level": -0.6})],
+)
+def test_posterior_recomputed_from_the_file_for_every_setting(tmp_path, preset, overrides):
+    """Routine labels and a population's response level stay exact: recomputed from the file to 1e-9."""
+    frame = simulate(preset, 1_500, seed=4, **overrides)
+    path = write_cohort(frame, tmp_path / "c.parquet")
+    records = load_records(path, require_label=True)
+    recomputed = exact_posterior(records.frame, preset, **overrides)
+    np.testing.assert_allclose(recomputed.to_numpy(), records.truth[P_COLUMNS].to_numpy(), rtol=1e-9, atol=1e-12)
+    assert not np.allclose(recomputed.to_numpy(), exact_posterior(records.frame, "pain_clinic").to_numpy())
+
+
+def test_routine_label_follows_the_diagnosis_and_is_calibrated():
+    frame = simulate("orthopaedic", 20_000, seed=5)
+    assert (frame.pain_type == "mixed").mean() < 0.15, "mixed is rarely coded in routine practice"
+    radicular = frame.true_condition.isin(["lumbar_radiculopathy", "cervical_radiculopathy"])
+    assert (frame.pain_type[radicular] == "neuropathic").mean() > 0.6
+    assert (frame.pain_type[frame.true_condition == "knee_osteoarthritis"] == "nociceptive").mean() > 0.8
+    for k, mechanism in enumerate(T.MECHANISMS):
+        p = frame[P_COLUMNS[k]].to_numpy()
+        hit = (frame.pain_type == mechanism).to_numpy()
+        se = np.sqrt(p.mean() * (1 - p.mean()) / len(p))
+        assert abs(hit.mean() - p.mean()) < 4 * se
+        top = p > 0.8
+        if top.sum() >= 300:
+            assert abs(hit[top].mean() - p[top].mean()) < 4 * np.sqrt(0.2 * 0.8 / top.sum()), mechanism
+
+
+def test_response_level_shifts_every_symptom():
+    low = simulate("pain_clinic", 6_000, seed=2, response_level=-0.8)
+    base = simulate("pain_clinic", 6_000, seed=2)
+    items = [c for c in base.columns if c.startswith("pd_")]
+    totals = [frame[items].astype(float).dropna().sum(axis=1).mean() for frame in (low, base)]
+    assert totals[0] < totals[1] - 3
+    assert low["burning"].astype(float).mean() < base["burning"].astype(float).mean()
+    with pytest.raises(ValueError, match="unknown label"):
+        simulate("pain_clinic", 10, label="guess")

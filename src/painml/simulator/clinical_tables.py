@@ -22,9 +22,20 @@ How the tables are used (``painml.simulator.simulate``):
   ``logit(p) = logit(mixed) + scale * (logit(own) - logit(mixed))``.
   Borderline patients are therefore the ones that look mixed, which is where
   clinicians disagree (see ``LABEL_NOISE``).
-* painDETECT items (0-5) are binomial(5, q) with q from the same rule.
-* Items are independent given (condition, mechanism, expression), so the exact
-  posterior is a sum over 16 x 3 x 3 latent states.
+* painDETECT items (0-5) follow a cumulative-logit (graded response) model whose
+  mean item score is 5 q, with q from the same rule; its thresholds leave room
+  for "never" within every class.
+* A fourth latent, **symptom amplification** (``AMPLIFICATION_LEVELS`` levels
+  at Gauss-Hermite nodes of a standard normal), shifts the logit of every
+  self-reported symptom item and the mean pain intensity: patients who notice
+  and report more of one symptom report more of all of them and more pain. Per
+  state offsets keep each item's mean over the amplification levels at the
+  rate in these tables.
+* Items are independent given (condition, mechanism, expression,
+  amplification), so the exact posterior is a sum over 16 x 3 x 3 x 5 states.
+* The recorded label is a specialist's mechanism grading (``LABEL_NOISE``) or,
+  in routine practice, mostly the diagnosis (``ROUTINE_LABEL``); a preset
+  says which, and may shift every symptom item (``Preset.response_level``).
 """
 
 from __future__ import annotations
@@ -84,6 +95,35 @@ LABEL_NOISE = {
     ("mixed", "marked"): (0.09, 0.09, 0.82),
 }
 
+# Routine-practice label (issue 11, item 4). In orthopaedic and primary-care practice the recorded pain type
+# follows the diagnosis more than a mechanism grading: disc herniation, stenosis and entrapment are recorded as
+# neuropathic, joint and tendon disorders as nociceptive, and "mixed" is rarely coded (clinical-figures.md section
+# 5, routine labels; Yamashita 2014, J Orthop Sci: 29-77% neuropathic by diagnosis, i.e. symptoms vary within a
+# diagnosis the label ignores). P(recorded | condition), rows (nociceptive, neuropathic, mixed): assumptions in
+# that direction. The routine label is this table with weight ROUTINE_DIAGNOSIS_WEIGHT, blended with the
+# specialist's mechanism label (LABEL_NOISE) for the rest: some clinicians grade the mechanism anyway
+# (assumption; 0.7 keeps mixed at about a tenth of labels).
+ROUTINE_LABEL: dict[str, tuple[float, float, float]] = {
+    "painful_diabetic_neuropathy": (0.05, 0.92, 0.03),
+    "postherpetic_neuralgia": (0.03, 0.95, 0.02),
+    "chemotherapy_induced_neuropathy": (0.05, 0.92, 0.03),
+    "spinal_cord_injury_pain": (0.30, 0.65, 0.05),
+    "multiple_sclerosis_pain": (0.40, 0.55, 0.05),
+    "central_post_stroke_pain": (0.10, 0.87, 0.03),
+    "post_traumatic_nerve_injury": (0.08, 0.88, 0.04),
+    "lumbar_radiculopathy": (0.15, 0.80, 0.05),
+    "cervical_radiculopathy": (0.15, 0.80, 0.05),
+    "chronic_low_back_pain": (0.85, 0.10, 0.05),
+    "knee_osteoarthritis": (0.95, 0.03, 0.02),
+    "hip_osteoarthritis": (0.96, 0.02, 0.02),
+    "rheumatoid_arthritis": (0.95, 0.03, 0.02),
+    "post_surgical_pain": (0.70, 0.25, 0.05),
+    "cancer_pain": (0.75, 0.20, 0.05),
+    "tendinopathy": (0.97, 0.01, 0.02),
+}
+ROUTINE_DIAGNOSIS_WEIGHT = 0.7
+LABEL_DEFINITIONS = ("specialist", "routine")
+
 _DN4 = "Bouhassira 2005, Pain; item frequencies in 1,547 PDN patients"
 _SMART = "Smart 2012, Man Ther: nociceptive / peripheral neuropathic clusters"
 _LANSS = "Bennett 2001, Pain: LANSS items"
@@ -106,7 +146,7 @@ FINDINGS: dict[str, Finding] = {
     "itching": Finding(0.11, 0.26, 0.26, _DN4),
     # other descriptors
     "shooting": Finding(0.25, 0.39, 0.50, _SMART + ": sharp pain with movement; shooting quality"),
-    "touch_evoked_pain": Finding(0.22, 0.45, 0.55, "ID-Pain item; Portenoy 2006 (assumption for rates)"),
+    "touch_evoked_pain": Finding(0.22, 0.50, 0.64, "ID-Pain item; Portenoy 2006 (assumption for rates)"),
     "aching": Finding(0.80, 0.70, 0.45, _SMART + ": dull ache at rest"),
     "throbbing": Finding(0.40, 0.35, 0.25, _SMART + ": ache or throb at rest"),
     "stiffness": Finding(0.55, 0.43, 0.15, "assumption: joint and spine disease"),
@@ -129,18 +169,73 @@ FINDINGS: dict[str, Finding] = {
     ),
 }
 
-# painDETECT items are binomial(5, q): q here is the mean item score / 5. Set so painDETECT >= 19
-# has >= 80% specificity and 50-85% sensitivity case-control (Freynhagen 2006: 85%/80% in its
-# own sample), and chronic low back pain scores >= 19 in about 37% (targets 3, 4).
+# painDETECT items: q here is the mean item score / 5 (item response model above). Set so painDETECT >= 19
+# has about 80% specificity (band 0.75-0.90) and 50-85% sensitivity case-control (Freynhagen 2006: 85%/80% in
+# its own sample), and chronic low back pain scores >= 19 in about 37% (targets 3, 4). Nociceptive rates sit
+# 0.03-0.07 above the binomial-era table: the wider item model had moved specificity to 0.93 (assumption).
 PAINDETECT: dict[str, Finding] = {
-    "pd_burning": Finding(0.20, 0.49, 0.59, "Freynhagen 2006 (assumption for rates)"),
-    "pd_tingling_prickling": Finding(0.22, 0.52, 0.63, "Freynhagen 2006 (assumption for rates)"),
-    "pd_light_touch_painful": Finding(0.17, 0.41, 0.49, "Freynhagen 2006 (assumption for rates)"),
-    "pd_sudden_attacks": Finding(0.24, 0.47, 0.55, "Freynhagen 2006 (assumption for rates)"),
-    "pd_temperature_painful": Finding(0.15, 0.36, 0.43, "Freynhagen 2006 (assumption for rates)"),
-    "pd_numbness": Finding(0.20, 0.50, 0.61, "Freynhagen 2006 (assumption for rates)"),
+    "pd_burning": Finding(0.26, 0.49, 0.59, "Freynhagen 2006 (assumption for rates)"),
+    "pd_tingling_prickling": Finding(0.29, 0.52, 0.63, "Freynhagen 2006 (assumption for rates)"),
+    "pd_light_touch_painful": Finding(0.20, 0.41, 0.49, "Freynhagen 2006 (assumption for rates)"),
+    "pd_sudden_attacks": Finding(0.30, 0.47, 0.55, "Freynhagen 2006 (assumption for rates)"),
+    "pd_temperature_painful": Finding(0.18, 0.36, 0.43, "Freynhagen 2006 (assumption for rates)"),
+    "pd_numbness": Finding(0.27, 0.50, 0.61, "Freynhagen 2006 (assumption for rates)"),
     "pd_pressure_painful": Finding(0.48, 0.46, 0.40, "Freynhagen 2006 (assumption for rates)"),
 }
+
+# Shared symptom amplification (issue 11, item 1). Five levels at the Gauss-Hermite nodes of a standard normal
+# (assumption: a discrete stand-in for a normally distributed reporting tendency). Loadings are logit shifts per
+# SD of the factor; intensity in points per SD. All assumptions, tuned to the within-class figures of
+# clinical-figures.md section 5: Cronbach's alpha 0.76 of painDETECT within neuropathic pain (Cappelleri 2015,
+# J Pain Res), SD of the total about 6.5 (Korean painDETECT study), the total rising 15.2 / 19.8 / 24.0 with
+# average pain mild / moderate / severe (Cappelleri 2014, ClinicoEcon Outcomes Res), and neuropathic-like
+# symptoms rising with pain in nociceptive knee OA (Hochman 2011, Osteoarthritis Cartilage).
+AMPLIFICATION_LEVELS = 5
+AMPLIFICATION_LOADING = {"paindetect": 1.3, "symptom": 0.6, "intensity": 0.95}
+# Self-reported symptoms the factor loads on: the DN4 interview, the other descriptors and radiating pain
+# (the painDETECT yes/no question); the painDETECT items load with the "paindetect" loading.
+AMPLIFIED_SYMPTOMS = (
+    "radiating_pain",
+    "burning",
+    "painful_cold",
+    "electric_shocks",
+    "tingling",
+    "pins_and_needles",
+    "numbness",
+    "itching",
+    "shooting",
+    "touch_evoked_pain",
+    "aching",
+    "throbbing",
+    "stiffness",
+)
+# painDETECT item response (issue 11, item 2): P(score >= k) = expit(eta + loading * z - threshold_k), k = 1..5
+# (never, hardly noticed, slightly, moderately, strongly, very strongly). eta is solved per state so the mean item
+# score stays 5 q. Wide outer thresholds give "never" and "very strongly" room in every class (assumption; tuned to
+# the within-neuropathic SD above, which binomial(5, q) missed by half).
+PAINDETECT_THRESHOLDS = (-2.0, -0.7, 0.3, 1.3, 2.6)
+
+# Radiculopathy painDETECT profile (issue 11, item 3), (noc, mixed, neu) mean item score / 5, lumbar and cervical.
+# Mahn 2011, PLoS One (2,094 painful radiculopathies vs diabetic neuropathy and PHN): touch-evoked allodynia and
+# thermal hyperalgesia relatively uncommon, painful attacks and pressure-evoked pain prominent, burning mild.
+# Nikaido 2018, PLoS One (Spine painDETECT, spinal neuropathic vs joint nociceptive): numbness carries the
+# weight (+8 per point); light touch, cold/heat and attacks do not separate once numbness is known. The rates
+# are assumptions set to those shapes (targets 14, 15): numbness keeps the pooled neuropathic contrast, light touch
+# and cold/heat sit near the nociceptive joint rates, pressure is high in every mechanism.
+RADICULOPATHY_PAINDETECT: dict[str, tuple[float, float, float]] = {
+    "pd_numbness": (0.24, 0.48, 0.55),
+    "pd_tingling_prickling": (0.26, 0.42, 0.47),
+    "pd_burning": (0.23, 0.36, 0.42),
+    "pd_light_touch_painful": (0.16, 0.23, 0.26),
+    "pd_temperature_painful": (0.14, 0.21, 0.24),
+    "pd_sudden_attacks": (0.32, 0.46, 0.50),
+    "pd_pressure_painful": (0.55, 0.58, 0.62),
+}
+
+# Osteoarthritis pain is often referred along the limb (hip to thigh and knee, knee to shin), so the painDETECT
+# "does your pain radiate" question is answered yes more often than the pooled nociceptive 30% (assumption;
+# target 14: Nikaido 2018 gives radiating only +1 against joint disorders).
+OA_RADIATING = (0.45, 0.57, 0.64)
 
 # painDETECT course patterns of the pure mechanisms; mixed pain mixes them (assumption).
 COURSE = {
@@ -162,7 +257,7 @@ COURSE = {
 # half a point higher (assumption, cf. Bouhassira 2008, Pain).
 INTENSITY_MEAN = {"borderline": 4.4, "typical": 5.6, "marked": 7.0}
 INTENSITY_NEUROPATHIC_SHIFT = 0.5
-INTENSITY_SD = 1.8
+INTENSITY_SD = 1.8  # total within-expression SD; the amplification factor takes its share of it
 
 # Tests: P(ordered) and P(abnormal | ordered) follow the same rule as findings. Tests are ordered more
 # often when a neuropathic cause is suspected (informative missingness; assumption).
@@ -334,9 +429,10 @@ CONDITIONS: dict[str, Condition] = {
         _LOC,
         findings={
             "positive_neurodynamic_test": (0.20, 0.55, 0.70),
-            "radiating_pain": (0.50, 0.78, 0.90),
+            "radiating_pain": (0.55, 0.72, 0.80),
             "reduced_reflexes": (0.10, 0.31, 0.40),
             "motor_weakness": (0.05, 0.22, 0.30),
+            **RADICULOPATHY_PAINDETECT,
         },
         test_order={"neural_imaging": (0.35, 0.52, 0.60), "electromyography": (0.05, 0.16, 0.20)},
         test_abnormal={"neural_imaging": (0.40, 0.68, 0.80)},
@@ -352,9 +448,10 @@ CONDITIONS: dict[str, Condition] = {
         _LOC,
         findings={
             "positive_neurodynamic_test": (0.20, 0.52, 0.65),
-            "radiating_pain": (0.50, 0.78, 0.90),
+            "radiating_pain": (0.55, 0.72, 0.80),
             "reduced_reflexes": (0.10, 0.27, 0.35),
             "motor_weakness": (0.05, 0.22, 0.30),
+            **RADICULOPATHY_PAINDETECT,
         },
         test_order={"neural_imaging": (0.35, 0.52, 0.60), "electromyography": (0.05, 0.16, 0.20)},
         test_abnormal={"neural_imaging": (0.40, 0.68, 0.80)},
@@ -368,6 +465,17 @@ CONDITIONS: dict[str, Condition] = {
         {"back": 0.95, "widespread": 0.05},
         _NT,
         _LOC,
+        # Somatic referred pain into buttock and thigh answers the radiating question too, and nociceptive back pain
+        # reports more neuropathic-like symptoms than other nociceptive pain (Freynhagen 2006: 37% of 8,000 back
+        # pain patients score >= 19). Assumptions; targets 3 and 4 (case-control specificity near the published 80%).
+        findings={
+            "radiating_pain": (0.40, 0.60, 0.70),
+            "pd_burning": (0.29, 0.49, 0.59),
+            "pd_tingling_prickling": (0.32, 0.52, 0.63),
+            "pd_numbness": (0.31, 0.50, 0.61),
+            "pd_sudden_attacks": (0.33, 0.47, 0.55),
+            "pd_pressure_painful": (0.52, 0.48, 0.40),
+        },
         test_order={"joint_imaging": (0.35, 0.33, 0.30)},
         test_abnormal={"joint_imaging": (0.55, 0.55, 0.55)},
     ),
@@ -384,9 +492,19 @@ CONDITIONS: dict[str, Condition] = {
         findings={
             "joint_swelling": (0.45, 0.41, 0.30),
             "stiffness": (0.75, 0.68, 0.50),
-            "pd_pressure_painful": (0.50, 0.54, 0.50),
+            # intermittent intense pain is part of knee and hip OA (Hawker 2008, Osteoarthritis Cartilage,
+            # OARSI/OMERACT), so attacks separate OA from radiculopathy little (Nikaido 2018: attacks -4 once
+            # numbness is known); pressure a little below the spine's (Nikaido +1). Assumptions; target 14.
+            "pd_pressure_painful": (0.43, 0.50, 0.50),
             "pd_temperature_painful": (0.20, 0.38, 0.42),
-            "pd_sudden_attacks": (0.27, 0.50, 0.55),
+            "pd_sudden_attacks": (0.36, 0.46, 0.55),
+            # knee OA keeps the nociceptive levels the knee targets were tuned at and a milder mixed profile
+            # (assumption; Zolio 2021: painDETECT >= 19 in 20% of knee OA, target 3)
+            "pd_burning": (0.23, 0.42, 0.59),
+            "pd_tingling_prickling": (0.26, 0.45, 0.63),
+            "pd_numbness": (0.24, 0.43, 0.61),
+            "pd_light_touch_painful": (0.17, 0.36, 0.49),
+            "radiating_pain": OA_RADIATING,
         },
         test_order={"joint_imaging": (0.75, 0.73, 0.70)},
         test_abnormal={"joint_imaging": (0.90, 0.90, 0.90)},
@@ -401,7 +519,12 @@ CONDITIONS: dict[str, Condition] = {
         _NT,
         _LOC,
         comorbidities={"osteoarthritis": 0.97},
-        findings={"stiffness": (0.75, 0.68, 0.50)},
+        findings={
+            "stiffness": (0.75, 0.68, 0.50),
+            "radiating_pain": OA_RADIATING,
+            "pd_sudden_attacks": (0.36, 0.47, 0.55),  # as knee OA (assumption)
+            "pd_pressure_painful": (0.45, 0.46, 0.40),  # a little below the pooled rate, as knee OA (assumption)
+        },
         test_order={"joint_imaging": (0.75, 0.73, 0.70)},
         test_abnormal={"joint_imaging": (0.90, 0.90, 0.90)},
     ),
@@ -462,11 +585,21 @@ CONDITIONS: dict[str, Condition] = {
 
 @dataclass(frozen=True)
 class Preset:
-    """A clinic's case mix and the questionnaires its sites use."""
+    """A clinic's case mix, the questionnaires its sites use, how it labels and how its patients respond.
+
+    ``label`` is "specialist" (mechanism grading with clinician disagreement) or "routine" (mostly from the
+    diagnosis, ``ROUTINE_LABEL``). ``response_level`` shifts the logit of every amplified symptom item
+    (issue 11, item 5): published neuropathic painDETECT means differ between populations (Korean 14.6 +/- 6.5,
+    US cohorts 21-24), so a clinic whose patients report less can be simulated; 0 is the level the tables are
+    tuned at.
+    """
 
     case_mix: dict[str, float]
     sites: dict[str, tuple[float, str]]  # site -> (share of patients, "dn4" | "paindetect" | "both")
     source: str
+    label: str = "specialist"
+    label_source: str = "van Seventer 2013, Pain Pract; Timmerman 2017, PLoS One: specialist agreement 78-79%"
+    response_level: float = 0.0
 
 
 PRESETS: dict[str, Preset] = {
@@ -508,6 +641,8 @@ PRESETS: dict[str, Preset] = {
         },
         {"practice_a": (0.6, "dn4"), "practice_b": (0.4, "paindetect")},
         "van Hecke 2014, Pain: 7-10% of adults have chronic pain with neuropathic features",
+        label="routine",
+        label_source="clinical-figures.md section 5, routine labels: the label follows the diagnosis",
     ),
     "orthopaedic": Preset(
         {
@@ -521,6 +656,8 @@ PRESETS: dict[str, Preset] = {
         },
         {"spine_unit": (0.5, "paindetect"), "joint_unit": (0.5, "both")},
         "Yamashita 2014, J Orthop Sci: 29% of low back pain, 57% of radiculopathy neuropathic",
+        label="routine",
+        label_source="clinical-figures.md section 5, routine labels: the label follows the diagnosis",
     ),
     "diabetes_clinic": Preset(
         {

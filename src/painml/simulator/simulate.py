@@ -1,8 +1,9 @@
 """Clinically grounded cohort simulator with an exact posterior.
 
 The generative model (numbers in :mod:`painml.simulator.clinical_tables`): a latent
-condition, mechanism and expression ("state", 16 x 3 x 3 = 144 of them) set
-every recorded item independently; record keeping hides some items (whole
+condition, mechanism and expression ("state", 16 x 3 x 3 = 144 of them) and a
+shared symptom-amplification level (K of them) set every recorded item
+independently; record keeping hides some items (whole
 questionnaire blocks by site, exam items at random, diagnostic tests ordered
 more often when a neuropathic cause is suspected); a clinician's label is
 drawn from the true mechanism with realistic disagreement.
@@ -10,12 +11,16 @@ drawn from the true mechanism with realistic disagreement.
 Because items are independent given the state and every missingness
 mechanism is either ignorable (site, exam) or modelled (test ordering), the
 posterior of the recorded label given everything recorded is an exact sum
-over the 144 states. ``true_p_*`` holds it: the Bayes ceiling for any
-classifier trained on this data.
+over the 144 x K states. ``true_p_*`` holds it: the Bayes ceiling for any
+classifier trained on this data. Amplification touches only the
+self-reported symptoms, so it is summed out of their likelihood first
+(a log-sum-exp over K on the few distinct symptom profiles), which keeps the
+posterior one matrix product per chunk.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Callable
@@ -28,7 +33,6 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from scipy.special import expit, logit, ndtr
-from scipy.stats import binom
 
 from painml.record.columns import (
     BLOCKS,
@@ -59,6 +63,54 @@ _STATE_MECH = np.tile(np.repeat(np.arange(len(T.MECHANISMS)), len(T.EXPRESSIONS)
 _STATE_EXPR = np.tile(np.arange(len(T.EXPRESSIONS)), len(CONDITIONS) * len(T.MECHANISMS))
 _SCALE = np.array([T.EXPRESSION_SCALE[e] for e in T.EXPRESSIONS])[_STATE_EXPR]
 _NEURO_SHARE = np.array([0.0, 1.0, T.MIXED_NEURO_SHARE])[_STATE_MECH]
+# Symptom index t = state * K + amplification level.
+K = T.AMPLIFICATION_LEVELS
+_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(K)
+_WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
+_SYM_STATE = np.repeat(np.arange(N_STATES), K)
+_SYM_AMP = np.tile(np.arange(K), N_STATES)
+
+
+def _solve_offset(target: np.ndarray, mean_of: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """The per-state logit offset whose mean response over the amplification levels is ``target``.
+
+    ``mean_of`` is increasing in the offset, so bisection converges for every state at once.
+    """
+    lo, hi = np.full(target.shape, -30.0), np.full(target.shape, 30.0)
+    for _ in range(70):
+        mid = (lo + hi) / 2
+        low = mean_of(mid) < target
+        lo, hi = np.where(low, mid, lo), np.where(low, hi, mid)
+    return (lo + hi) / 2
+
+
+def _amplified_binary(p: np.ndarray, loading: float, response_level: float = 0.0) -> np.ndarray:
+    """P(symptom | state, level): shifted by the amplification, mean over levels kept at ``p``.
+
+    ``response_level`` then shifts every logit (a population that reports more or less), on purpose moving
+    the mean away from the table.
+    """
+    shift = loading * _NODES
+
+    def mean_of(offset: np.ndarray) -> np.ndarray:
+        return expit(offset[:, None] + shift[None, :]) @ _WEIGHTS
+
+    offset = _solve_offset(np.clip(p, _EPS, 1 - _EPS), mean_of) + response_level
+    return expit(offset[_SYM_STATE] + shift[_SYM_AMP])
+
+
+def _graded_items(q: np.ndarray, loading: float, response_level: float = 0.0) -> np.ndarray:
+    """P(score 0..5 | state, level) of a cumulative-logit item whose mean score over levels is 5 q."""
+    tau = np.asarray(T.PAINDETECT_THRESHOLDS)
+    shift = loading * _NODES
+
+    def mean_of(eta: np.ndarray) -> np.ndarray:
+        return expit(eta[:, None, None] + shift[None, :, None] - tau[None, None, :]).sum(axis=2) @ _WEIGHTS
+
+    eta = _solve_offset(5 * np.clip(q, _EPS, 1 - _EPS), mean_of) + response_level
+    at_least = expit((eta[_SYM_STATE] + shift[_SYM_AMP])[:, None] - tau[None, :])
+    cum = np.c_[np.ones(len(at_least)), at_least, np.zeros(len(at_least))]
+    return cum[:, :-1] - cum[:, 1:]
 
 
 def _finding_rates(base: T.Finding, overrides: dict[str, tuple[float, float, float]]) -> np.ndarray:
@@ -95,8 +147,9 @@ def _by_condition(fn: Callable[[T.Condition], np.ndarray]) -> np.ndarray:
 class Variable:
     """One recorded column: its levels and P(level | latent) as a table.
 
-    ``scope`` is "condition" when the table has one row per condition and
-    "state" when it has one row per latent state.
+    ``scope`` is "condition" when the table has one row per condition,
+    "state" when it has one row per latent state and "symptom" when it has one
+    row per (state, amplification level).
     """
 
     column: str
@@ -109,7 +162,8 @@ def _binary_table(p: np.ndarray) -> np.ndarray:
     return np.stack([1 - p, p], axis=1)
 
 
-def _build_variables() -> dict[str, Variable]:
+@functools.cache
+def _build_variables(response_level: float = 0.0) -> dict[str, Variable]:
     out: dict[str, Variable] = {}
 
     def add(column: str, levels: tuple, scope: str, table: np.ndarray) -> None:
@@ -142,11 +196,14 @@ def _build_variables() -> dict[str, Variable]:
     intensity_mean = np.array([T.INTENSITY_MEAN[T.EXPRESSIONS[e]] for e in _STATE_EXPR]) + (
         T.INTENSITY_NEUROPATHIC_SHIFT * _NEURO_SHARE
     )
+    gamma = T.AMPLIFICATION_LOADING["intensity"]
     add(
         "pain_intensity",
         tuple(np.arange(11.0)),
-        "state",
-        _discretised_normal(intensity_mean, T.INTENSITY_SD, np.arange(11)),
+        "symptom",
+        _discretised_normal(
+            intensity_mean[_SYM_STATE] + gamma * _NODES[_SYM_AMP], np.sqrt(T.INTENSITY_SD**2 - gamma**2), np.arange(11)
+        ),
     )
     regions = BY_NAME["pain_region"].allowed
     add("pain_region", regions, "condition", _by_condition(lambda c: _normalised(c.region, regions)))
@@ -167,11 +224,24 @@ def _build_variables() -> dict[str, Variable]:
         return {name: getattr(c, attr)[item] for name, c in T.CONDITIONS.items() if item in getattr(c, attr)}
 
     for item, finding in T.FINDINGS.items():
-        add(item, (0.0, 1.0), "state", _binary_table(_finding_rates(finding, overrides("findings", item))))
+        p = _finding_rates(finding, overrides("findings", item))
+        if item in T.AMPLIFIED_SYMPTOMS:
+            add(
+                item,
+                (0.0, 1.0),
+                "symptom",
+                _binary_table(_amplified_binary(p, T.AMPLIFICATION_LOADING["symptom"], response_level)),
+            )
+        else:
+            add(item, (0.0, 1.0), "state", _binary_table(p))
     for item, finding in T.PAINDETECT.items():
         q = _finding_rates(finding, overrides("findings", item))
-        k = np.arange(6)
-        add(item, tuple(k.astype(float)), "state", binom.pmf(k[None, :], 5, q[:, None]))
+        add(
+            item,
+            tuple(np.arange(6.0)),
+            "symptom",
+            _graded_items(q, T.AMPLIFICATION_LOADING["paindetect"], response_level),
+        )
     for test in T.TEST_ORDER:
         order = _finding_rates(T.TEST_ORDER[test], overrides("test_order", test))
         abn = _finding_rates(T.TEST_ABNORMAL[test], overrides("test_abnormal", test))
@@ -185,8 +255,40 @@ def _build_variables() -> dict[str, Variable]:
     return out
 
 
-VARIABLES = _build_variables()
+VARIABLES = _build_variables()  # at response level 0; a preset's own level builds its own tables
 LABEL_NOISE = np.array([T.LABEL_NOISE[(T.MECHANISMS[m], T.EXPRESSIONS[e])] for m, e in zip(_STATE_MECH, _STATE_EXPR)])
+_ROUTINE = np.array([T.ROUTINE_LABEL[c] for c in CONDITIONS])[_STATE_COND]
+
+
+def label_model(label: str) -> np.ndarray:
+    """P(recorded label | state) for a label definition ("specialist" or "routine")."""
+    if label == "specialist":
+        return LABEL_NOISE
+    if label == "routine":
+        w = T.ROUTINE_DIAGNOSIS_WEIGHT
+        return w * _ROUTINE + (1 - w) * LABEL_NOISE
+    raise ValueError(f"unknown label definition {label!r}; choose one of {', '.join(T.LABEL_DEFINITIONS)}")
+
+
+@dataclass(frozen=True)
+class _Setting:
+    """What the generating model takes from a preset, after any override."""
+
+    preset: str
+    label: str
+    response_level: float
+
+
+def _setting(preset: str, label: str | None, response_level: float | None) -> _Setting:
+    if preset not in T.PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    spec = T.PRESETS[preset]
+    label = spec.label if label is None else label
+    label_model(label)  # validates
+    level = spec.response_level if response_level is None else float(response_level)
+    return _Setting(preset, label, level)
+
+
 TESTS = tuple(c.name for c in INPUT_COLUMNS if c.block == "tests")
 EXAM = BLOCKS["examination"]
 DN4_EXAM = ("hypoesthesia_touch", "hypoesthesia_pinprick", "brush_allodynia")
@@ -234,83 +336,159 @@ def _codes(frame: pd.DataFrame, var: Variable) -> np.ndarray:
     return np.where((idx >= 0) & (idx < len(var.levels)), idx, -1)
 
 
-def _likelihood_tables() -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+@dataclass(frozen=True)
+class _Likelihood:
     """log P(level | latent) laid out for one matrix product per chunk.
 
     Each variable gets one extra all-zero row for "not recorded", so missing
-    values index a row that adds nothing and no masking is needed.
+    values index a row that adds nothing and no masking is needed. Symptom
+    variables keep only the distinct per-state blocks of K columns
+    (``profile`` maps each state to its block): conditions that share a
+    questionnaire profile share them.
     """
-    state_vars = [v for v in VARIABLES.values() if v.scope == "state"]
+
+    state_vars: tuple[str, ...]
+    state_design: np.ndarray  # (levels, N_STATES)
+    state_offsets: np.ndarray
+    symptom_vars: tuple[str, ...]
+    symptom_design: np.ndarray  # (levels, K * profiles)
+    symptom_offsets: np.ndarray
+    profile: np.ndarray  # (N_STATES,) index of each state's symptom profile
+    cond_vars: tuple[str, ...]
+    cond_tables: tuple[np.ndarray, ...]
+
+
+def _log_table(table: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore"):
-        design = np.concatenate([np.r_[np.log(v.table).T, np.zeros((1, N_STATES))] for v in state_vars])
-        cond = [
-            np.r_[np.log(v.table).T, np.zeros((1, len(CONDITIONS)))]
-            for v in VARIABLES.values()
-            if v.scope == "condition"
-        ]
-    design = np.where(np.isfinite(design), design, _LOG_ZERO)
-    cond = [np.where(np.isfinite(t), t, _LOG_ZERO) for t in cond]
-    offsets = np.cumsum([0] + [len(v.levels) + 1 for v in state_vars])
-    return design, offsets, cond
+        out = np.r_[np.log(table).T, np.zeros((1, len(table)))]
+    return np.where(np.isfinite(out), out, _LOG_ZERO)
+
+
+@functools.cache
+def _likelihood(response_level: float = 0.0) -> _Likelihood:
+    variables = _build_variables(response_level)
+
+    def scoped(scope: str) -> list[Variable]:
+        return [v for v in variables.values() if v.scope == scope]
+
+    def offsets(variables: list[Variable]) -> np.ndarray:
+        return np.cumsum([0] + [len(v.levels) + 1 for v in variables])
+
+    state_vars, symptom_vars, cond_vars = scoped("state"), scoped("symptom"), scoped("condition")
+    full = np.concatenate([_log_table(v.table) for v in symptom_vars])  # (levels, N_STATES * K)
+    blocks = full.reshape(len(full), N_STATES, K).transpose(1, 0, 2).reshape(N_STATES, -1)
+    unique, profile = np.unique(blocks, axis=0, return_inverse=True)
+    # columns ordered (level, profile) so the sum over levels runs over contiguous slices
+    symptom_design = unique.reshape(len(unique), len(full), K).transpose(1, 2, 0).reshape(len(full), -1)
+    return _Likelihood(
+        tuple(v.column for v in state_vars),
+        np.concatenate([_log_table(v.table) for v in state_vars]),
+        offsets(state_vars),
+        tuple(v.column for v in symptom_vars),
+        np.ascontiguousarray(symptom_design),
+        offsets(symptom_vars),
+        profile.ravel(),
+        tuple(v.column for v in cond_vars),
+        tuple(_log_table(v.table) for v in cond_vars),
+    )
 
 
 _LOG_ZERO = -1e4  # log(0) stand-in: keeps impossible states finite so a row never becomes NaN
 
 
-def _posterior_from_codes(codes: dict[str, np.ndarray], n: int, preset: str) -> np.ndarray:
-    """P(recorded label | recorded items), chunk by chunk to bound memory."""
-    design, offsets, cond_tables = _likelihood_tables()
-    state_vars = [v.column for v in VARIABLES.values() if v.scope == "state"]
-    cond_vars = [v.column for v in VARIABLES.values() if v.scope == "condition"]
+def _onehot(codes: dict[str, np.ndarray], names: tuple[str, ...], offsets: np.ndarray, sl: slice, m: int) -> np.ndarray:
+    onehot = np.zeros((m, offsets[-1]))
+    rows = np.arange(m)
+    for name, off, nxt in zip(names, offsets[:-1], offsets[1:]):
+        c = codes[name][sl]
+        onehot[rows, np.where(c >= 0, off + c, nxt - 1)] = 1.0
+    return onehot
+
+
+def _posterior_from_codes(codes: dict[str, np.ndarray], n: int, setting: _Setting) -> np.ndarray:
+    """P(recorded label | recorded items), chunk by chunk to bound memory.
+
+    The symptom likelihood is summed over the amplification levels first
+    (log-sum-exp per distinct profile), then added to the state likelihood.
+    """
+    lk = _likelihood(setting.response_level)
+    noise = label_model(setting.label)
     with np.errstate(divide="ignore"):
-        log_prior = np.maximum(np.log(state_prior(preset)), _LOG_ZERO)
+        log_prior = np.maximum(np.log(state_prior(setting.preset)), _LOG_ZERO)
+    log_w = np.log(_WEIGHTS)
     per_condition = N_STATES // len(CONDITIONS)
     out = np.empty((n, LABEL_NOISE.shape[1]))
     for start in range(0, n, _CHUNK):
         stop = min(start + _CHUNK, n)
         m = stop - start
-        rows = np.arange(m)
-        onehot = np.zeros((m, offsets[-1]))
-        for name, off, nxt in zip(state_vars, offsets[:-1], offsets[1:]):
-            c = codes[name][start:stop]
-            onehot[rows, np.where(c >= 0, off + c, nxt - 1)] = 1.0
-        ll = onehot @ design
+        sl = slice(start, stop)
+        sym = (_onehot(codes, lk.symptom_vars, lk.symptom_offsets, sl, m) @ lk.symptom_design).reshape(m, K, -1)
+        sym += log_w[None, :, None]
+        top = sym[:, 0].copy()  # explicit loops over the K slices: numpy reduces a short middle axis slowly
+        for k in range(1, K):
+            np.maximum(top, sym[:, k], out=top)
+        sym -= top[:, None, :]
+        np.exp(sym, out=sym)
+        total = sym[:, 0].copy()
+        for k in range(1, K):
+            total += sym[:, k]
+        lse = np.log(total, out=total)
+        lse += top
+        ll = _onehot(codes, lk.state_vars, lk.state_offsets, sl, m) @ lk.state_design
         ll += log_prior
+        ll += np.take(lse, lk.profile, axis=1)
         lc = np.zeros((m, len(CONDITIONS)))
-        for name, table in zip(cond_vars, cond_tables):
-            lc += table[codes[name][start:stop]]  # index -1 is the zero "not recorded" row
+        for name, table in zip(lk.cond_vars, lk.cond_tables):
+            lc += table[codes[name][sl]]  # index -1 is the zero "not recorded" row
         ll.reshape(m, len(CONDITIONS), per_condition).__iadd__(lc[:, :, None])
         ll -= ll.max(axis=1, keepdims=True)
         np.exp(ll, out=ll)
         ll /= ll.sum(axis=1, keepdims=True)
-        out[start:stop] = ll @ LABEL_NOISE
+        out[start:stop] = ll @ noise
     return out
 
 
-def exact_posterior(frame: pd.DataFrame, preset: str) -> pd.DataFrame:
+def exact_posterior(
+    frame: pd.DataFrame, preset: str, *, label: str | None = None, response_level: float | None = None
+) -> pd.DataFrame:
     """P(recorded label | everything recorded) under the preset's generating model.
 
     Works on any frame in the record schema (as written by :func:`simulate`
-    or as loaded back), so the ceiling can be recomputed from a file.
+    or as loaded back), so the ceiling can be recomputed from a file. Pass
+    the same ``label`` / ``response_level`` overrides the cohort was drawn with.
     """
+    setting = _setting(preset, label, response_level)
     codes = {name: _codes(frame, var) for name, var in VARIABLES.items()}
-    p = _posterior_from_codes(codes, len(frame), preset)
+    p = _posterior_from_codes(codes, len(frame), setting)
     return pd.DataFrame(p, columns=[f"true_p_{m}" for m in T.MECHANISMS], index=frame.index)
 
 
-def simulate(preset: str = "pain_clinic", n: int = 10_000, seed: int = 0) -> pd.DataFrame:
-    """Draw a cohort of ``n`` patients; same arguments, same frame."""
-    if preset not in T.PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+def simulate(
+    preset: str = "pain_clinic",
+    n: int = 10_000,
+    seed: int = 0,
+    *,
+    label: str | None = None,
+    response_level: float | None = None,
+) -> pd.DataFrame:
+    """Draw a cohort of ``n`` patients; same arguments, same frame.
+
+    ``label`` ("specialist" or "routine") and ``response_level`` override the
+    preset's own (for a config that knows its clinic better).
+    """
+    setting = _setting(preset, label, response_level)
+    variables = _build_variables(setting.response_level)
     if n < 1:
         raise ValueError("n must be at least 1")
     rng = np.random.default_rng(seed)
     spec = T.PRESETS[preset]
     state = _draw(rng, state_prior(preset), np.zeros(n, dtype=np.int64))
     cond = _STATE_COND[state]
+    symptom = state * K + _draw(rng, _WEIGHTS, np.zeros(n, dtype=np.int64))
+    groups = {"condition": cond, "state": state, "symptom": symptom}
     codes: dict[str, np.ndarray] = {}
-    for name, var in VARIABLES.items():
-        group = cond if var.scope == "condition" else state
+    for name, var in variables.items():
+        group = groups[var.scope]
         if len(var.levels) == 2:
             codes[name] = (rng.random(n) < var.table[group, 1]).astype(np.int64)
         else:
@@ -333,8 +511,8 @@ def simulate(preset: str = "pain_clinic", n: int = 10_000, seed: int = 0) -> pd.
         )
         codes[item] = np.where(exam_done & (rng.random(n) >= rate), codes[item], -1)
 
-    label = _draw(rng, LABEL_NOISE, state)
-    posterior = _posterior_from_codes(codes, n, preset)
+    recorded = _draw(rng, label_model(setting.label), state)
+    posterior = _posterior_from_codes(codes, n, setting)
 
     frame = pd.DataFrame({"patient_id": np.char.add(f"S{seed}-", np.arange(1, n + 1).astype(str)).astype(object)})
     frame["site"] = np.array(site_names, dtype=object)[site]
@@ -347,7 +525,7 @@ def simulate(preset: str = "pain_clinic", n: int = 10_000, seed: int = 0) -> pd.
     measured = rng.random(n) < np.where(diabetic, T.HBA1C["diabetic"][2], T.HBA1C["non_diabetic"][2])
     hba1c = np.clip(np.round(rng.normal(mean, sd), 1), 3.0, 20.0)
     frame["hba1c"] = pd.array(np.where(measured, hba1c, np.nan), dtype="Float64")
-    frame["pain_type"] = np.array(T.MECHANISMS, dtype=object)[label]
+    frame["pain_type"] = np.array(T.MECHANISMS, dtype=object)[recorded]
     frame["true_condition"] = np.array(CONDITIONS, dtype=object)[cond]
     frame["true_pain_type"] = np.array(T.MECHANISMS, dtype=object)[_STATE_MECH[state]]
     frame["true_severity"] = np.array(T.EXPRESSIONS, dtype=object)[_STATE_EXPR[state]]
