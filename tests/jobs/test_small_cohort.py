@@ -84,15 +84,15 @@ def test_a_class_too_small_for_the_validation_is_one_clear_error(clinic_export, 
 
 @pytest.mark.parametrize("family", ["screening", "logistic", "gbm"])
 def test_two_classes_train_in_every_family(family, mlflow_store):
-    cfg = load_config(REPO / "configs" / "smoke.yaml").model_copy(
-        update={
-            "labels": {"classes": ("nociceptive", "neuropathic"), "map": {"mixed": "neuropathic"}},
-            "models": tuple(
-                m for m in load_config(REPO / "configs" / "small_cohort.yaml").models if m.family == family
-            ),
+    small = load_config(REPO / "configs" / "small_cohort.yaml")
+    cfg = load_config(REPO / "configs" / "smoke.yaml")
+    cfg = type(cfg).model_validate(
+        {
+            **cfg.model_dump(),
+            "labels": {"classes": ["nociceptive", "neuropathic"], "map": {"mixed": "neuropathic"}},
+            "models": [m.model_dump() for m in small.models if m.family == family],
         }
     )
-    cfg = type(cfg).model_validate(cfg.model_dump())
     result = run_training(cfg, explain=False, log_models=False)
     r = result.families[family]
     assert r.proba.shape[1] == 2 and np.allclose(r.proba.sum(axis=1), 1)

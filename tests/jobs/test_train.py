@@ -24,9 +24,9 @@ CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 
 
 def small(cfg: TrainConfig, n: int = 1_500) -> TrainConfig:
-    """The same config on a small simulated cohort, or on the shipped sample file; resampling with two
-    repeats instead of ten, to keep the suite fast."""
-    validation = cfg.validation.model_copy(update={"repeats": 2})
+    """The same config on a small simulated cohort, or on the shipped sample file; resampling with one
+    repeat instead of ten, to keep the suite fast."""
+    validation = cfg.validation.model_copy(update={"repeats": 1})
     if isinstance(cfg.data, SimulatedData):
         return cfg.model_copy(update={"data": cfg.data.model_copy(update={"n": n}), "validation": validation})
     return cfg.with_overrides(data_path=REPO / "data" / "sample_cohort.csv").model_copy(
