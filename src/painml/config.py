@@ -186,7 +186,8 @@ class LogisticConfig(_Frozen):
 
     family: Literal["logistic"]
     C: Penalty = 1.0
-    """Inverse regularisation strength, as in scikit-learn; ``auto`` chooses it by inner 5-fold CV on log-loss."""
+    """Inverse regularisation strength, as in scikit-learn; ``auto`` chooses it by inner 5-fold CV on log-loss
+    (the default under validation by resampling, when the config does not set it)."""
     max_iter: int = Field(2000, ge=1)
 
 

@@ -19,7 +19,7 @@ def test_small_data_settings_replace_only_unwritten_ones(tmp_path):
     gbm, logistic = (for_small_data(m) for m in cfg.models)
     assert gbm.num_leaves == 7  # written in the file: kept
     assert gbm.min_child_samples == SMALL_DATA_GBM["min_child_samples"] and gbm.rounds == "inner_cv"
-    assert logistic == cfg.models[1]
+    assert logistic.C == "auto" and cfg.models[1].C == 1.0  # the penalty by inner cross-validation
 
 
 def test_the_shipped_small_cohort_config_leaves_the_boosted_settings_to_the_defaults():

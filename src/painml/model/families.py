@@ -73,8 +73,10 @@ regularisation, the number of trees chosen by inner cross-validation."""
 
 
 def for_small_data(model: ModelConfig) -> ModelConfig:
-    """A boosted config with the small-data settings in place of every setting the config left at its
-    default; other families and settings written in the config are kept as they are."""
-    if not isinstance(model, GbmConfig):
-        return model
-    return model.model_copy(update={k: v for k, v in SMALL_DATA_GBM.items() if k not in model.model_fields_set})
+    """The small-data settings in place of every setting the config left at its default: the boosted
+    family's :data:`SMALL_DATA_GBM`, and the logistic family's penalty chosen by inner cross-validation.
+    Settings written in the config are kept as they are."""
+    defaults = (
+        SMALL_DATA_GBM if isinstance(model, GbmConfig) else {"C": "auto"} if isinstance(model, LogisticConfig) else {}
+    )
+    return model.model_copy(update={k: v for k, v in defaults.items() if k not in model.model_fields_set})
