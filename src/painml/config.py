@@ -120,6 +120,12 @@ class SimulatedData(_Frozen):
     """Patients; below 200 the test and calibration splits are too small to score."""
     seed: Seed = 7
     """Seed of the simulated cohort, kept apart from the training seed so the data stay fixed."""
+    label: Literal["specialist", "routine"] | None = None
+    """How the recorded label is made: a specialist's mechanism grading, or routine practice (mostly from the
+    diagnosis, mixed rarely coded); empty: the preset's own choice."""
+    response_level: float | None = Field(None, ge=-2, le=2)
+    """A shift of every self-reported symptom item, in logits (populations answer questionnaires differently);
+    empty: the preset's own."""
 
 
 class FileData(_Frozen):

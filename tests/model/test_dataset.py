@@ -35,3 +35,18 @@ def test_a_class_too_small_for_the_validation_is_refused_with_the_ways_out(cfg, 
     assert f"class 'neuropathic' has {needed - 1:,} rows" in str(problem)
     assert f"needs at least {needed}" in str(problem) and way_out in str(problem)
     assert check_class_counts({"nociceptive": 400, "neuropathic": max(needed, 30)}, method, cfg) == []
+
+
+def test_a_config_can_choose_how_simulated_labels_are_recorded(cfg):
+    from painml.model.dataset import load_dataset
+
+    def mixed_share(label: str) -> float:
+        data_cfg = {"source": "simulate", "preset": "orthopaedic", "n": 3000, "seed": 5, "label": label}
+        three = type(cfg).model_validate(
+            {**cfg.model_dump(), "data": data_cfg, "labels": ["nociceptive", "neuropathic", "mixed"]}
+        )
+        data = load_dataset(three)
+        assert data.lineage["label"] == label
+        return float((data.y == "mixed").mean())
+
+    assert mixed_share("routine") < mixed_share("specialist")  # routine practice rarely codes mixed

@@ -44,7 +44,10 @@ def promote(
         where = f"{data_path} ({len(records.frame):,} rows)"
     elif not isinstance(cfg.data, FileData):
         n = max(5_000, int(cfg.data.n * cfg.split.test_size))
-        fresh = simulate(cfg.data.preset, n, cfg.data.seed + 1)
+        overrides = {
+            k: v for k, v in (("label", cfg.data.label), ("response_level", cfg.data.response_level)) if v is not None
+        }
+        fresh = simulate(cfg.data.preset, n, cfg.data.seed + 1, **overrides)
         records = load_labelled(fresh, cfg, {}, "fresh cohort", "simulated cohort").records
         where = f"a fresh {cfg.data.preset} cohort of {n:,} patients (seed {cfg.data.seed + 1})"
     elif _fitted_on_every_row(name, candidate) or _fitted_on_every_row(name, champion):

@@ -60,8 +60,11 @@ def load_dataset(cfg: TrainConfig) -> Dataset:
         return load_labelled(read_raw(path), cfg, lineage, str(path), f"file {path.name}")
     d = cfg.data
     lineage = {"source": "simulate", "preset": d.preset, "n": d.n, "seed": d.seed}
+    overrides = {k: v for k, v in (("label", d.label), ("response_level", d.response_level)) if v is not None}
+    lineage |= overrides
     source = f"simulator preset={d.preset} n={d.n} seed={d.seed}"
-    return load_labelled(simulate(d.preset, d.n, d.seed), cfg, lineage, source, "simulated cohort")
+    cohort = simulate(d.preset, d.n, d.seed, **overrides)
+    return load_labelled(cohort, cfg, lineage, source, "simulated cohort")
 
 
 def load_labelled(
