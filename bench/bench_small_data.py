@@ -37,7 +37,7 @@ carry no painDETECT item, as in a real multi-site export. ``orthopaedic``
    cohorts whose [ci_low, ci_high] holds the truth (misses split into truth
    below / above the interval), next to the range a correct 95% interval would
    give with that many cohorts (central 95% of Binomial(cohorts, 0.95)).
-   Targets (issue, section 6): log-loss within 0.02 on average (|bias|), and
+   Targets: log-loss within 0.02 on average (|bias|), and
    intervals covering close to their nominal level.
 
    What the estimate targets, honestly: cross-validation estimates the expected

@@ -95,7 +95,7 @@ LABEL_NOISE = {
     ("mixed", "marked"): (0.09, 0.09, 0.82),
 }
 
-# Routine-practice label (issue 11, item 4). In orthopaedic and primary-care practice the recorded pain type
+# Routine-practice label. In orthopaedic and primary-care practice the recorded pain type
 # follows the diagnosis more than a mechanism grading: disc herniation, stenosis and entrapment are recorded as
 # neuropathic, joint and tendon disorders as nociceptive, and "mixed" is rarely coded (clinical-figures.md section
 # 5, routine labels; Yamashita 2014, J Orthop Sci: 29-77% neuropathic by diagnosis, i.e. symptoms vary within a
@@ -183,7 +183,7 @@ PAINDETECT: dict[str, Finding] = {
     "pd_pressure_painful": Finding(0.48, 0.46, 0.40, "Freynhagen 2006 (assumption for rates)"),
 }
 
-# Shared symptom amplification (issue 11, item 1). Five levels at the Gauss-Hermite nodes of a standard normal
+# Shared symptom amplification. Five levels at the Gauss-Hermite nodes of a standard normal
 # (assumption: a discrete stand-in for a normally distributed reporting tendency). Loadings are logit shifts per
 # SD of the factor; intensity in points per SD. All assumptions, tuned to the within-class figures of
 # clinical-figures.md section 5: Cronbach's alpha 0.76 of painDETECT within neuropathic pain (Cappelleri 2015,
@@ -209,13 +209,13 @@ AMPLIFIED_SYMPTOMS = (
     "throbbing",
     "stiffness",
 )
-# painDETECT item response (issue 11, item 2): P(score >= k) = expit(eta + loading * z - threshold_k), k = 1..5
+# painDETECT item response: P(score >= k) = expit(eta + loading * z - threshold_k), k = 1..5
 # (never, hardly noticed, slightly, moderately, strongly, very strongly). eta is solved per state so the mean item
 # score stays 5 q. Wide outer thresholds give "never" and "very strongly" room in every class (assumption; tuned to
 # the within-neuropathic SD above, which binomial(5, q) missed by half).
 PAINDETECT_THRESHOLDS = (-2.0, -0.7, 0.3, 1.3, 2.6)
 
-# Radiculopathy painDETECT profile (issue 11, item 3), (noc, mixed, neu) mean item score / 5, lumbar and cervical.
+# Radiculopathy painDETECT profile, (noc, mixed, neu) mean item score / 5, lumbar and cervical.
 # Mahn 2011, PLoS One (2,094 painful radiculopathies vs diabetic neuropathy and PHN): touch-evoked allodynia and
 # thermal hyperalgesia relatively uncommon, painful attacks and pressure-evoked pain prominent, burning mild.
 # Nikaido 2018, PLoS One (Spine painDETECT, spinal neuropathic vs joint nociceptive): numbness carries the
@@ -588,8 +588,8 @@ class Preset:
     """A clinic's case mix, the questionnaires its sites use, how it labels and how its patients respond.
 
     ``label`` is "specialist" (mechanism grading with clinician disagreement) or "routine" (mostly from the
-    diagnosis, ``ROUTINE_LABEL``). ``response_level`` shifts the logit of every amplified symptom item
-    (issue 11, item 5): published neuropathic painDETECT means differ between populations (Korean 14.6 +/- 6.5,
+    diagnosis, ``ROUTINE_LABEL``). ``response_level`` shifts the logit of every amplified symptom item:
+    published neuropathic painDETECT means differ between populations (Korean 14.6 +/- 6.5,
     US cohorts 21-24), so a clinic whose patients report less can be simulated; 0 is the level the tables are
     tuned at.
     """

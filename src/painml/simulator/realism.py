@@ -350,7 +350,7 @@ TARGETS: tuple[Target, ...] = (
         4, "painDETECT >= 19, case-control: sensitivity", (0.50, 0.85), _rate("paindetect", _PD, _case_control, True)
     ),
     # Freynhagen 2006 reports 80% specificity; the old band (0.80-1.00) let the simulator sit at 1.00, which the
-    # within-class spread of section 5 rules out, so the band is now centred on the published figure (issue 11).
+    # within-class spread of section 5 rules out, so the band is now centred on the published figure.
     Target(
         4, "painDETECT >= 19, case-control: specificity", (0.75, 0.90), _rate("paindetect", _PD, _case_control, False)
     ),
