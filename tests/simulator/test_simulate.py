@@ -119,25 +119,13 @@ def test_no_model_beats_the_exact_posterior(cohort, preset):
     """A boosted model fitted on the cohort has a higher held-out log-loss than the ceiling (routine labels too)."""
     from lightgbm import LGBMClassifier
 
+    from painml.config import FEATURE_GROUPS
     from painml.features.encoding import build_features
 
     records = load_records(cohort if preset == "pain_clinic" else simulate(preset, 20_000, seed=3), require_label=True)
     X, y = records.features, records.label.to_numpy(dtype=object)
     train, test = slice(0, 14_000), slice(14_000, None)
-    features = build_features(
-        "gbm",
-        (
-            "demographics",
-            "pain_history",
-            "dn4_interview",
-            "descriptors",
-            "paindetect",
-            "examination",
-            "tests",
-            "comorbidities",
-            "screening",
-        ),
-    )
+    features = build_features("gbm", FEATURE_GROUPS)
     model = LGBMClassifier(n_estimators=200, learning_rate=0.05, num_leaves=15, min_child_samples=40, verbose=-1)
     model.fit(features.fit_transform(X.iloc[train]), y[train])
     labels = list(model.classes_)
