@@ -17,7 +17,7 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/painml quickstart
 
-# Lint, the import-layer contract, then every test (about two minutes on two cores).
+# Lint, the import-layer contract, then every test (under ten minutes on two cores).
 test: lint
 	$(BIN)/pytest -q
 
