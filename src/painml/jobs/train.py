@@ -135,6 +135,10 @@ def run_training(
         progress.advance(task)
         results: dict[str, FamilyResult] = {}
         searches: dict[str, SearchResult] = {}
+
+        def keep(search: SearchResult) -> None:
+            searches[search.family] = search
+
         for model_cfg in cfg.models:
             family = model_cfg.family
             if method != "holdout":
@@ -142,9 +146,7 @@ def run_training(
             start = time.perf_counter()
             if method == "holdout":
                 stage(f"fitting {family} on {len(rows['train']):,} rows")
-                estimator, chosen = fit_family(
-                    model_cfg, cfg, data.X, data.y, rows, on_search=lambda s: searches.setdefault(s.family, s)
-                )
+                estimator, chosen = fit_family(model_cfg, cfg, data.X, data.y, rows, on_search=keep)
                 bundle = build_bundle(estimator, family, cfg, data, rows, chosen.model_dump())
                 metrics, proba, tables = evaluate_family(bundle, data, rows)
             else:
@@ -157,7 +159,7 @@ def run_training(
                     data,
                     method=method,
                     progress=lambda done, total, t=folds: progress.update(t, completed=done),
-                    on_search=lambda s: searches.setdefault(s.family, s),
+                    on_search=keep,
                 )
                 progress.remove_task(folds)
             seconds = time.perf_counter() - start
