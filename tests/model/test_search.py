@@ -49,6 +49,7 @@ def test_one_worker_gives_the_same_search_twice(small, family):
     complete = [t for t in first.trials if t.state == "complete"]
     assert first.best_value == min(t.value for t in complete)
     assert all(len(t.running) == 2 for t in complete)
+    assert all(t.value is None for t in first.trials if t.state != "complete")
 
 
 def test_a_spent_budget_keeps_the_configs_setting(small):

@@ -136,7 +136,8 @@ def _result(study: optuna.Study, model_cfg, token: str) -> SearchResult:
 def _record(t: optuna.trial.FrozenTrial) -> Trial:
     running = tuple(float(v) for _, v in sorted(t.intermediate_values.items()))
     seconds = t.duration.total_seconds() if t.duration is not None else None
-    return Trial(t.number, t.state.name.lower(), dict(t.params), t.value, running, seconds)
+    value = t.value if t.state == optuna.trial.TrialState.COMPLETE else None  # a pruned trial keeps its last report
+    return Trial(t.number, t.state.name.lower(), dict(t.params), value, running, seconds)
 
 
 def _storage(spec: str | None) -> optuna.storages.BaseStorage | None:
