@@ -96,6 +96,7 @@ def searchable(model_cfg, cfg: TrainConfig) -> bool:
 
 
 def study_name(model_cfg, cfg: TrainConfig) -> str:
+    """One study per family, named so that machines running the same config meet in a shared storage."""
     return f"{cfg.search.study or cfg.name}.{model_cfg.family}"
 
 
