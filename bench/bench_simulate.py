@@ -1,10 +1,12 @@
 """Simulator speed: draw 1,000,000 patients (target: under 30 s on 2 cores).
 
-Run: .venv/bin/python bench/bench_simulate.py [--n 1000000]
+Run: .venv/bin/python bench/bench_simulate.py [--n 1000000] [--shards 2]
 Reports the time to draw (including the exact posterior over 144 states x K
 amplification levels) and to write CSV and Parquet, each the best of
 ``--repeat`` runs, with the machine's load average: the target is for 2 free
 cores, so a figure measured on a busy machine needs its load beside it.
+With ``--shards K`` the same cohort size is also drawn in K seeded shards in
+parallel processes (``painml simulate --shards K``), timed the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from painml.simulator.shards import simulate_sharded
 from painml.simulator.simulate import CONDITIONS, N_STATES, K, simulate, write_cohort
 
 
@@ -32,6 +35,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--preset", default="pain_clinic")
+    parser.add_argument("--shards", type=int, default=1)
     args = parser.parse_args()
 
     load_before = os.getloadavg()[0]
@@ -47,6 +51,12 @@ def main() -> None:
         f"draw + posterior     {draw_s:>10.2f} s   ({args.n / draw_s:,.0f} rows/s; target < {target:.0f} s: "
         f"{'met' if draw_s < target else 'MISSED'}, {target / draw_s:.1f}x headroom)"
     )
+    if args.shards > 1:
+        sharded_s, _ = best_of(args.repeat, lambda: simulate_sharded(args.preset, args.n, 1, args.shards))
+        print(
+            f"draw in {args.shards} shards      {sharded_s:>10.2f} s   ({args.n / sharded_s:,.0f} rows/s; "
+            f"{draw_s / sharded_s:.2f}x the single stream)"
+        )
     print(f"write parquet        {parquet_s:>10.2f} s")
     print(f"write csv            {csv_s:>10.2f} s")
 

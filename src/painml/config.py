@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
@@ -259,12 +260,93 @@ class ValidationConfig(_Frozen):
         return "cv" if rows < self.auto_rows else "holdout"
 
 
+class ParamRange(_Frozen):
+    """The values one hyper-parameter may take in the search: ``low`` to ``high`` (on a log scale with
+    ``log: true``), or a list of ``choices``. Whole numbers for a whole-number setting (``num_leaves``)."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    """Search evenly in the logarithm: for penalties and learning rates spanning orders of magnitude."""
+    choices: tuple[int | float, ...] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> ParamRange:
+        if self.choices is not None:
+            if self.low is not None or self.high is not None or self.log:
+                raise ValueError("give either choices or low and high (with log), not both")
+            _no_repeats([str(c) for c in self.choices], "choices")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("needs low and high, or choices")
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low:g}) must be below high ({self.high:g})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log scale needs low above 0")
+        return self
+
+    def bounds(self) -> tuple[float, ...]:
+        """The values a family config must accept: both ends, or every choice."""
+        return self.choices if self.choices is not None else (self.low, self.high)
+
+
+_DEFAULT_SPACE = {
+    "gbm": {
+        "learning_rate": ParamRange(low=0.02, high=0.2, log=True),
+        "num_leaves": ParamRange(choices=(4, 7, 15, 31)),
+        "min_child_samples": ParamRange(choices=(20, 40, 80, 160)),
+        "reg_lambda": ParamRange(low=0.1, high=20, log=True),
+        "colsample": ParamRange(low=0.4, high=1.0),
+    },
+    "logistic": {"C": ParamRange(low=1e-3, high=10, log=True)},
+}
+_NOT_SEARCHED = ("family", "early_stopping_rounds", "rounds", "n_estimators", "max_iter")
+
+
 class SearchConfig(_Frozen):
-    """Random hyper-parameter search, stopped by whichever limit comes first."""
+    """Hyper-parameter search with Optuna: TPE proposals scored by cross-validation on the training rows,
+    hopeless trials pruned after a fold (median rule), stopped by whichever of ``n_trials`` and
+    ``time_budget_s`` comes first. Each trial is an MLflow child run of the training run."""
 
     enabled: bool = False
-    n_iter: int = Field(10, ge=1)
+    n_trials: int = Field(10, ge=1)
+    """Trials in the study, all workers together (a stored study counts the trials it already has); workers
+    that start a trial as the last one finishes may add up to one each."""
     time_budget_s: float = Field(120, gt=0)
+    """Per family; a trial running at the deadline finishes."""
+    folds: int = Field(3, ge=2, le=10)
+    """Cross-validation folds scoring a trial; the pruner compares trials after each fold."""
+    prune: bool = True
+    """Stop a trial whose mean loss after a fold is worse than the median of earlier trials at that fold."""
+    workers: int = Field(1, ge=1, le=64)
+    """Processes running trials on this machine; one worker gives the same trials for the same seed."""
+    storage: str | None = Field(None, min_length=1)
+    """An Optuna storage shared by machines: a database URL (``postgresql://...``, ``sqlite:///...``) or
+    the path of a journal file on a shared disk; empty: in memory (a temporary journal file with more
+    workers). Machines running the same config join one study per family and each fits the best trial."""
+    study: str | None = Field(None, min_length=1)
+    """Name of the study in the storage (the family is appended); empty: the config's name."""
+    space: dict[Literal["gbm", "logistic", "screening"], dict[str, ParamRange]] = _DEFAULT_SPACE
+    """Per family, the settings searched and their ranges; a family not listed is not searched."""
+
+    @model_validator(mode="after")
+    def _space_fits_the_families(self) -> SearchConfig:
+        families = {"gbm": GbmConfig, "logistic": LogisticConfig, "screening": ScreeningConfig}
+        for family, params in self.space.items():
+            model = families[family]
+            for name, values in params.items():
+                if name not in model.model_fields or name in _NOT_SEARCHED:
+                    allowed = [f for f in model.model_fields if f not in _NOT_SEARCHED]
+                    raise ValueError(
+                        f"space.{family}: {name!r} is not a searchable {family} setting (one of {', '.join(allowed)})"
+                    )
+                for value in values.bounds():
+                    try:
+                        model.model_validate({"family": family, name: value})
+                    except ValidationError as error:
+                        reason = error.errors()[0]["msg"]
+                        raise ValueError(f"space.{family}.{name}: {value:g} is not allowed ({reason})") from None
+        return self
 
 
 class TrackingConfig(_Frozen):
@@ -454,9 +536,18 @@ _TAGGED: dict[str, type[BaseModel]] = {
 }
 
 
-def _nested_model(annotation: Any) -> type[BaseModel] | None:
+@dataclass(frozen=True)
+class _Mapping:
+    """A mapping field: the next step of a location is a key the user wrote, then its values' model."""
+
+    values: Any
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | _Mapping | None:
     if get_origin(annotation) is tuple:
         annotation = get_args(annotation)[0]
+    if get_origin(annotation) is dict:
+        return _Mapping(get_args(annotation)[1])
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     return None
@@ -465,9 +556,11 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
 def _locate(loc: tuple[int | str, ...]) -> tuple[str, tuple[str, ...]]:
     """The dotted key a user wrote for an error location, and the keys allowed under it."""
     parts: list[str] = []
-    model: type[BaseModel] | None = TrainConfig
+    model: type[BaseModel] | _Mapping | None = TrainConfig
     for step in loc:
-        if isinstance(step, str):
+        if isinstance(model, _Mapping):
+            model = _nested_model(model.values)
+        elif isinstance(step, str):
             if model is not None and step in model.model_fields:
                 model = _nested_model(model.model_fields[step].annotation)
             elif model is None and step in _TAGGED:
@@ -476,7 +569,7 @@ def _locate(loc: tuple[int | str, ...]) -> tuple[str, tuple[str, ...]]:
             else:
                 model = None
         parts.append(str(step))
-    return ".".join(parts), tuple(model.model_fields) if model is not None else ()
+    return ".".join(parts), tuple(model.model_fields) if isinstance(model, type) else ()
 
 
 def _problem(error: ErrorDetails) -> str:

@@ -63,18 +63,31 @@ def simulate(
     preset: PresetOption = "pain_clinic",
     n: Annotated[int, typer.Option("--n", min=1, help="Number of patients.")] = 10_000,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed; same seed, same bytes.")] = 0,
+    shards: Annotated[
+        int,
+        typer.Option(
+            "--shards",
+            min=1,
+            help="Independent seeded streams drawn in parallel processes (same seed and shards, same bytes; "
+            "not the single-stream cohort of that seed).",
+        ),
+    ] = 1,
 ) -> None:
     """Draw a simulated cohort with its ground truth and exact posterior."""
-    from painml.simulator.simulate import simulate as draw
+    from painml.simulator.shards import simulate_sharded
     from painml.simulator.simulate import write_cohort
 
     _check_preset(preset)
     if out.suffix.lower() not in (".csv", ".parquet"):
         err.print(f"[red]{out}[/]: the output must end in .csv or .parquet")
         raise typer.Exit(2)
+    if shards > n:
+        err.print(f"[red]--shards {shards}[/] is more than the {n:,} patients: each shard needs at least one")
+        raise typer.Exit(2)
     start = time.perf_counter()
-    with console.status(f"Simulating {n:,} patients ({preset}, seed {seed})"):
-        cohort = draw(preset, n, seed)
+    in_shards = f", {shards} shards" if shards > 1 else ""
+    with console.status(f"Simulating {n:,} patients ({preset}, seed {seed}{in_shards})"):
+        cohort = simulate_sharded(preset, n, seed, shards)
         write_cohort(cohort, out)
     shares = cohort["pain_type"].value_counts(normalize=True)
     console.print(

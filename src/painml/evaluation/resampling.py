@@ -36,7 +36,7 @@ from painml.model import calibration
 from painml.model.bundle import ModelBundle
 from painml.model.conformal import MONDRIAN_MIN_ROWS, class_thresholds, conformal_threshold, prediction_sets
 from painml.model.dataset import Dataset
-from painml.model.fit import fit_pipeline, new_bundle
+from painml.model.fit import OnSearch, fit_pipeline, new_bundle
 
 Progress = Callable[[int, int], None]
 """Called with (folds done, folds in all) as folds finish."""
@@ -202,7 +202,13 @@ def _indexed(i, *args):
 
 
 def resampled_family(
-    model_cfg, cfg: TrainConfig, data: Dataset, *, method: str = "cv", progress: Progress | None = None
+    model_cfg,
+    cfg: TrainConfig,
+    data: Dataset,
+    *,
+    method: str = "cv",
+    progress: Progress | None = None,
+    on_search: OnSearch | None = None,
 ) -> tuple[ModelBundle, dict[str, float], np.ndarray, dict[str, Any], OutOfFold]:
     """Cross-validate one family, then fit it on all rows with the out-of-fold temperature and threshold.
 
@@ -215,13 +221,14 @@ def resampled_family(
     out-of-fold tables, and Harrell's bootstrap gives the estimates (:func:`bootstrap_optimism`):
     ``test_*`` are then the apparent values less the mean optimism, beside ``optimism_*`` and ``.632+``;
     their intervals keep the width of the out-of-fold patient-bootstrap interval, centred on the estimate.
+    ``on_search`` receives the hyper-parameter search of the final model (each fold searches again, alone).
     """
     if method == "bootstrap":
         cfg = cfg.model_copy(update={"validation": cfg.validation.model_copy(update={"repeats": 1})})
     oof = cross_validate(model_cfg, cfg, data, progress=progress if method == "cv" else None)
     X, y = data.X, data.y
     everyone = np.arange(len(y))
-    pipeline, chosen = fit_pipeline(model_cfg, cfg, X, y, everyone)
+    pipeline, chosen = fit_pipeline(model_cfg, cfg, X, y, everyone, on_search=on_search)
     estimator = pipeline
     if cfg.calibration == "temperature":
         estimator = calibration.with_temperature(pipeline, oof.beta, X, y)

@@ -42,6 +42,7 @@ from painml.jobs.report import report_after_training, training_inputs
 from painml.model.dataset import Dataset, check_class_counts, load_dataset, split_rows
 from painml.model.families import for_small_data
 from painml.model.fit import build_bundle, fit_family
+from painml.model.search import SearchResult
 from painml.record.columns import FEATURE_COLUMNS
 from painml.record.schema import load_records
 from painml.serving.predictor import Predictor
@@ -133,6 +134,11 @@ def run_training(
             rows = {"train": everyone, "test": everyone}
         progress.advance(task)
         results: dict[str, FamilyResult] = {}
+        searches: dict[str, SearchResult] = {}
+
+        def keep(search: SearchResult) -> None:
+            searches[search.family] = search
+
         for model_cfg in cfg.models:
             family = model_cfg.family
             if method != "holdout":
@@ -140,7 +146,7 @@ def run_training(
             start = time.perf_counter()
             if method == "holdout":
                 stage(f"fitting {family} on {len(rows['train']):,} rows")
-                estimator, chosen = fit_family(model_cfg, cfg, data.X, data.y, rows)
+                estimator, chosen = fit_family(model_cfg, cfg, data.X, data.y, rows, on_search=keep)
                 bundle = build_bundle(estimator, family, cfg, data, rows, chosen.model_dump())
                 metrics, proba, tables = evaluate_family(bundle, data, rows)
             else:
@@ -153,6 +159,7 @@ def run_training(
                     data,
                     method=method,
                     progress=lambda done, total, t=folds: progress.update(t, completed=done),
+                    on_search=keep,
                 )
                 progress.remove_task(folds)
             seconds = time.perf_counter() - start
@@ -198,6 +205,8 @@ def run_training(
                 sizes,
                 size_basis,
             )
+            for search in searches.values():
+                runs.log_search(search)
             model_uris = {family: _log_model(r.bundle, family) for family, r in results.items()} if log_models else {}
         progress.advance(task)
         version = promotion = None

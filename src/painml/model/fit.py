@@ -3,16 +3,12 @@ and the bundle with its conformal threshold and training profile."""
 
 from __future__ import annotations
 
-import time
-import warnings
+from collections.abc import Callable
 from typing import Any
 
-import lightgbm
 import numpy as np
 import pandas as pd
-from scipy.stats import loguniform, uniform
-from sklearn.metrics import log_loss
-from sklearn.model_selection import ParameterSampler, StratifiedKFold, train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
@@ -24,68 +20,33 @@ from painml.model.conformal import conformal_threshold
 from painml.model.dataset import Dataset
 from painml.model.families import INNER_FOLDS, make_classifier
 from painml.model.metadata import BundleMetadata, TrainingProfile
+from painml.model.search import SearchResult, probe, search_hyperparameters, searchable
 from painml.record.columns import BLOCKS, BY_NAME, FEATURE_COLUMNS, OPTIONAL_BLOCKS
 from painml.record.schema import Records
 
 VALIDATION_SHARE = 0.1
 
 
-SEARCH_SPACE = {
-    "gbm": {
-        "learning_rate": loguniform(0.02, 0.2),
-        "num_leaves": [4, 7, 15, 31],
-        "min_child_samples": [20, 40, 80, 160],
-        "reg_lambda": loguniform(0.1, 20),
-        "colsample": uniform(0.4, 0.6),
-    },
-    "logistic": {"C": loguniform(1e-3, 10)},
-}
+OnSearch = Callable[[SearchResult], None]
+"""Called with a finished search (its trials become MLflow child runs)."""
 
 
-def _probe(model_cfg, cfg: TrainConfig, Xt: pd.DataFrame, y: np.ndarray, fit: np.ndarray, val: np.ndarray):
-    """Fit on ``fit`` rows and score on ``val`` rows: (validation log-loss, trees used or None)."""
-    model = make_classifier(model_cfg, cfg.class_weight, cfg.seed, len(cfg.classes))
-    if isinstance(model_cfg, GbmConfig) and model_cfg.early_stopping_rounds:
-        with warnings.catch_warnings():
-            # eval_X/eval_y, the replacement, does not encode string labels in LightGBM 4.7
-            warnings.filterwarnings("ignore", message=".*'eval_set' is deprecated")
-            model.fit(
-                Xt.iloc[fit],
-                y[fit],
-                eval_set=[(Xt.iloc[val], y[val])],
-                callbacks=[lightgbm.early_stopping(model_cfg.early_stopping_rounds, verbose=False)],
-            )
-        trees = model.best_iteration_ or model_cfg.n_estimators
-    else:
-        model.fit(Xt.iloc[fit], y[fit])
-        trees = None
-    return log_loss(y[val], model.predict_proba(Xt.iloc[val]), labels=model.classes_), trees
-
-
-def search_hyperparameters(
-    model_cfg, cfg: TrainConfig, Xt: pd.DataFrame, y: np.ndarray, fit: np.ndarray, val: np.ndarray
-) -> tuple[Any, list[dict]]:
-    """Random search on the validation slice until ``n_iter`` trials or the time budget is spent."""
-    deadline = time.perf_counter() + cfg.search.time_budget_s
-    best, best_loss, trials = model_cfg, _probe(model_cfg, cfg, Xt, y, fit, val)[0], []
-    space = ParameterSampler(SEARCH_SPACE[model_cfg.family], n_iter=cfg.search.n_iter, random_state=cfg.seed)
-    for params in space:
-        if time.perf_counter() > deadline:
-            break
-        trial = model_cfg.model_copy(update={k: (v.item() if hasattr(v, "item") else v) for k, v in params.items()})
-        loss = _probe(trial, cfg, Xt, y, fit, val)[0]
-        trials.append({**params, "validation_log_loss": loss})
-        if loss < best_loss:
-            best, best_loss = trial, loss
-    return best, trials
-
-
-def fit_pipeline(model_cfg, cfg: TrainConfig, X: pd.DataFrame, y: np.ndarray, train: np.ndarray):
+def fit_pipeline(
+    model_cfg,
+    cfg: TrainConfig,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    train: np.ndarray,
+    *,
+    on_search: OnSearch | None = None,
+):
     """Fit features + classifier on the ``train`` rows (uncalibrated); returns it and the chosen model config.
 
-    Hyper-parameters come from the config, or from a random search on a
-    validation slice of the training rows when ``search.enabled``. The boosted
-    model finds its number of trees by early stopping on that slice and is
+    Hyper-parameters come from the config, or from an Optuna search
+    (:mod:`painml.model.search`) by cross-validation on the training rows when
+    ``search.enabled``; ``on_search`` receives its result. The boosted
+    model finds its number of trees by early stopping on a 10% slice of the
+    training rows (or by inner cross-validation) and is
     refitted on all training rows at that size (scaled for the extra rows), so
     the stored model holds exactly the trees it uses: TreeSHAP explains every
     stored tree. Everything here is learned from ``train`` alone, so resampling
@@ -94,35 +55,44 @@ def fit_pipeline(model_cfg, cfg: TrainConfig, X: pd.DataFrame, y: np.ndarray, tr
     # One BLAS thread: OpenBLAS's threads spin while they wait, and on a busy two-core machine two of them
     # made the default logistic fit twenty times slower (21.5 s against 1.1 s), for no gain when quiet.
     with threadpool_limits(limits=1, user_api="blas"):
-        return _fit_pipeline(model_cfg, cfg, X, y, train)
+        return _fit_pipeline(model_cfg, cfg, X, y, train, on_search)
 
 
-def _fit_pipeline(model_cfg, cfg: TrainConfig, X: pd.DataFrame, y: np.ndarray, train: np.ndarray):
+def _fit_pipeline(model_cfg, cfg: TrainConfig, X: pd.DataFrame, y: np.ndarray, train: np.ndarray, on_search):
     features = build_features(model_cfg.family, cfg.features.groups, cfg.features.missing_indicators)
     Xt, yt = features.fit_transform(X.iloc[train]), y[train]
-    needs_slice = cfg.search.enabled or (isinstance(model_cfg, GbmConfig) and model_cfg.early_stopping_rounds)
-    if needs_slice:
-        fit, val = train_test_split(
-            np.arange(len(train)), test_size=VALIDATION_SHARE, stratify=yt, random_state=cfg.seed
-        )
-    if cfg.search.enabled and model_cfg.family in SEARCH_SPACE and getattr(model_cfg, "C", None) != "auto":
-        model_cfg, _ = search_hyperparameters(model_cfg, cfg, Xt, yt, fit, val)
+    if searchable(model_cfg, cfg):
+        found = search_hyperparameters(model_cfg, cfg, Xt, yt)
+        model_cfg = found.best
+        if on_search is not None:
+            on_search(found)
     classifier = make_classifier(model_cfg, cfg.class_weight, cfg.seed, len(cfg.classes))
     if isinstance(model_cfg, GbmConfig) and model_cfg.early_stopping_rounds:
         if model_cfg.rounds == "inner_cv":
             inner = StratifiedKFold(INNER_FOLDS, shuffle=True, random_state=cfg.seed)
-            found = [_probe(model_cfg, cfg, Xt, yt, a, b)[1] for a, b in inner.split(np.zeros(len(yt)), yt)]
+            found = [probe(model_cfg, cfg, Xt, yt, a, b)[1] for a, b in inner.split(np.zeros(len(yt)), yt)]
             trees = float(np.mean(found)) / (1 - 1 / INNER_FOLDS)
         else:
-            trees = _probe(model_cfg, cfg, Xt, yt, fit, val)[1] / (1 - VALIDATION_SHARE)
+            fit, val = train_test_split(
+                np.arange(len(train)), test_size=VALIDATION_SHARE, stratify=yt, random_state=cfg.seed
+            )
+            trees = probe(model_cfg, cfg, Xt, yt, fit, val)[1] / (1 - VALIDATION_SHARE)
         classifier.set_params(n_estimators=max(1, round(trees)))
     classifier.fit(Xt, yt)
     return Pipeline([("features", features), ("model", classifier)]), model_cfg
 
 
-def fit_family(model_cfg, cfg: TrainConfig, X: pd.DataFrame, y: np.ndarray, rows: dict[str, np.ndarray]):
+def fit_family(
+    model_cfg,
+    cfg: TrainConfig,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    rows: dict[str, np.ndarray],
+    *,
+    on_search: OnSearch | None = None,
+):
     """Holdout training: the pipeline on the train rows, calibrated on the calibration rows."""
-    pipeline, model_cfg = fit_pipeline(model_cfg, cfg, X, y, rows["train"])
+    pipeline, model_cfg = fit_pipeline(model_cfg, cfg, X, y, rows["train"], on_search=on_search)
     cal = rows["calibration"]
     return calibration.calibrate(pipeline, cfg.calibration, X.iloc[cal], y[cal]), model_cfg
 

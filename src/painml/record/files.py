@@ -21,6 +21,9 @@ from painml.record.columns import BY_NAME, TRUE_PREFIX
 from painml.record.problems import Problem, SchemaError
 
 _HASH_BLOCK = 1 << 20
+PARQUET_ROW_GROUP_ROWS = 128_000
+"""Most rows in one Parquet row group written by painml: Spark and other engines split a file into tasks by
+row group, and a million rows in one group would be read by one task."""
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

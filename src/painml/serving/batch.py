@@ -45,6 +45,7 @@ from rich.progress import (
 )
 
 from painml.record import schema
+from painml.record.files import PARQUET_ROW_GROUP_ROWS
 from painml.serving.predictor import Predictor
 
 __all__ = ["BatchResult", "errors_path", "score_file"]
@@ -288,7 +289,7 @@ class _Writer:
             table = pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
             raise ValueError(f"a later chunk's columns do not match the first chunk's types: {error}") from None
-        self.writer.write_table(table)
+        self.writer.write_table(table, row_group_size=PARQUET_ROW_GROUP_ROWS)
 
     def close(self) -> None:
         self.writer.close()

@@ -41,6 +41,7 @@ from painml.record.columns import (
     INPUT_COLUMNS,
     TEST_RESULTS,
 )
+from painml.record.files import PARQUET_ROW_GROUP_ROWS
 from painml.simulator import clinical_tables as T
 
 CONDITIONS = tuple(T.CONDITIONS)
@@ -577,7 +578,7 @@ def write_cohort(frame: pd.DataFrame, path: str | Path) -> Path:
                 sink.write((",".join(frame.columns) + "\n").encode())
                 pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False, quoting_style="none"))
         else:
-            pq.write_table(table, tmp)
+            pq.write_table(table, tmp, row_group_size=PARQUET_ROW_GROUP_ROWS)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from painml.model.bundle import ModelBundle
+from painml.model.search import SearchResult
 from painml.record.projections import mlflow_column_types
 
 
@@ -92,6 +93,45 @@ def log_run(
         for name, fig in figures.items():
             fig.savefig(out / name, dpi=110, bbox_inches="tight")
         mlflow.log_artifacts(str(out))
+
+
+def log_search(search: SearchResult) -> list[str]:
+    """A family's hyper-parameter search under the active run: a summary on the run, and each trial as a
+    child run (its settings, state, mean cross-validated log-loss and the running mean after each fold).
+    Returns the child runs' ids."""
+    import mlflow
+    from mlflow.entities import Metric, Param, RunTag
+
+    family = search.family
+    states = [t.state for t in search.trials]
+    summary = {f"{family}.search_trials": len(states), f"{family}.search_pruned": states.count("pruned")}
+    if search.best_value is not None:
+        summary[f"{family}.search_best_cv_log_loss"] = search.best_value
+    mlflow.log_metrics(summary)
+    mlflow.set_tag(f"painml.search.{family}", search.study)
+    parent = mlflow.active_run().info
+    client = mlflow.MlflowClient()
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    children = []
+    for trial in search.trials:
+        tags = {
+            "mlflow.parentRunId": parent.run_id,
+            "painml.family": family,
+            "painml.study": search.study,
+            "painml.trial": str(trial.number),
+            "painml.trial_state": trial.state,
+        }
+        child = client.create_run(parent.experiment_id, run_name=f"{family} trial {trial.number}", tags=tags)
+        metrics = [Metric("cv_log_loss_running", v, now, step) for step, v in enumerate(trial.running)]
+        if trial.value is not None:
+            metrics.append(Metric("cv_log_loss", trial.value, now, 0))
+        if trial.seconds is not None:
+            metrics.append(Metric("seconds", trial.seconds, now, 0))
+        params = [Param(k, str(v)) for k, v in trial.params.items()]
+        client.log_batch(child.info.run_id, metrics=metrics, params=params, tags=[RunTag("painml.search", "trial")])
+        client.set_terminated(child.info.run_id, "FAILED" if trial.state == "fail" else "FINISHED")
+        children.append(child.info.run_id)
+    return children
 
 
 def log_model(
