@@ -11,7 +11,7 @@ from sklearn.metrics import log_loss
 
 from painml.record.schema import load_records
 from painml.simulator import clinical_tables as T
-from painml.simulator.realism import EVERY_SETTING, QUESTIONNAIRE_TARGETS, evaluate_realism
+from painml.simulator.realism import EVERY_SETTING, QUESTIONNAIRE_TARGETS, evaluate_realism, spine_item_weights
 from painml.simulator.simulate import (
     _WEIGHTS,
     CONDITIONS,
@@ -153,11 +153,18 @@ def test_presets_draw(preset):
 
 def test_every_setting_targets_compatible_on_a_small_orthopaedic_cohort():
     """The item-level and per-condition targets hold where the label follows the diagnosis, at n = 12,000."""
-    results = evaluate_realism(simulate("orthopaedic", 12_000, seed=11))
+    cohort = simulate("orthopaedic", 12_000, seed=11)
+    results = evaluate_realism(cohort)
     new = [r for r in results if r.target.scope == EVERY_SETTING]
     assert {r.target.number for r in new} == QUESTIONNAIRE_TARGETS | {3}
     misses = [(r.target.name, round(r.estimate.value, 3), r.target.band) for r in new if not r.compatible]
     assert not misses
+    weights = spine_item_weights(cohort)
+    light_touch = next(r for r in results if r.target.name == "spine vs joint: light touch weight")
+    assert weights.loc["pd_light_touch_painful", "weight"] == pytest.approx(light_touch.estimate.value)
+    items = weights.drop(index="radiating_pain")
+    assert items.scaled.idxmax() == "pd_numbness" and weights.loc["pd_numbness", "scaled"] == pytest.approx(8)
+    assert (np.sign(items.scaled) == np.sign(items.nikaido)).sum() >= 6, "Nikaido's signs, item by item"
 
 
 def _records_with(frame: pd.DataFrame) -> dict[str, float]:

@@ -358,6 +358,45 @@ def _spine_weight(item: str, minus_largest_other: bool = False) -> Callable:
     return compute
 
 
+# Nikaido 2018, PLoS One: Spine painDETECT points per item point (radiating pain: per "yes"), spinal neuropathic
+# against nociceptive joint disorders; course pattern 0.
+NIKAIDO_WEIGHTS = {
+    "pd_numbness": 8,
+    "pd_tingling_prickling": 2,
+    "pd_burning": 1,
+    "pd_pressure_painful": 1,
+    "radiating_pain": 1,
+    "pd_light_touch_painful": -2,
+    "pd_temperature_painful": -3,
+    "pd_sudden_attacks": -4,
+}
+
+
+def spine_item_weights(cohort: pd.DataFrame) -> pd.DataFrame:
+    """Target 14's logistic weights per item point beside Nikaido's Spine painDETECT points.
+
+    ``scaled`` puts the weights on Nikaido's scale (numbness = 8 points), so the two columns compare directly.
+    """
+    fit = _spine_model(cohort)
+    if fit is None:
+        raise ValueError("too few spine and joint patients with painDETECT recorded to fit the weights")
+    beta, cov, auc, _, n = fit
+    se = np.sqrt(np.diag(cov))
+    numbness = beta[_SPINE_FEATURES.index("pd_numbness")]
+    weights = pd.DataFrame(
+        {
+            "weight": beta,
+            "low": beta - Z * se,
+            "high": beta + Z * se,
+            "scaled": 8 * beta / numbness,
+            "nikaido": [NIKAIDO_WEIGHTS[f] for f in _SPINE_FEATURES],
+        },
+        index=pd.Index(_SPINE_FEATURES, name="item"),
+    )
+    weights.attrs.update(auc=auc, n=n)
+    return weights
+
+
 _RADICULAR = lambda df: df.true_condition.isin(_SPINE)
 _ALL = lambda df: pd.Series(True, index=df.index)
 _CLBP = lambda df: df.true_condition.isin(["chronic_low_back_pain", "lumbar_radiculopathy"])
