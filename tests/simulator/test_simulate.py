@@ -202,9 +202,9 @@ def test_records_carry_the_questionnaires_their_site_uses(preset):
         assert examined[interview_only].mean() < examined[full_dn4].mean() - 0.05
 
 
-def test_condition_profiles_follow_their_literature():
+def test_condition_profiles_follow_their_literature(cohort):
     """Mean painDETECT items among neuropathic patients keep the published orderings between conditions."""
-    frame = simulate("pain_clinic", 40_000, seed=8)
+    frame = cohort
     neuropathic = frame[(frame.true_pain_type == "neuropathic") & frame.pd_burning.notna()]
     mean = neuropathic.groupby("true_condition")[[c for c in frame.columns if c.startswith("pd_")]].mean()
     pdn, phn, stroke = (

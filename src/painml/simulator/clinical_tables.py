@@ -33,6 +33,11 @@ How the tables are used (``painml.simulator.simulate``):
   rate in these tables.
 * Items are independent given (condition, mechanism, expression,
   amplification), so the exact posterior is a sum over 16 x 3 x 3 x 5 states.
+* painDETECT profiles differ by condition where the literature differs: radiculopathy, painful diabetic
+  neuropathy, post-herpetic neuralgia, central pain, knee and hip osteoarthritis (the ``*_PAINDETECT`` tables
+  and the conditions' ``findings``).
+* A site records one questionnaire or both (``INSTRUMENTS``); where it uses both, a record sometimes carries one
+  (``SINGLE_QUESTIONNAIRE``). Sites are drawn independently of the patient, so the gaps are ignorable.
 * The recorded label is a specialist's mechanism grading (``LABEL_NOISE``) or,
   in routine practice, mostly the diagnosis (``ROUTINE_LABEL``); a preset
   says which, and may shift every symptom item (``Preset.response_level``).
