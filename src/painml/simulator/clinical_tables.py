@@ -228,13 +228,13 @@ PAINDETECT_THRESHOLDS = (-2.0, -0.7, 0.3, 1.3, 2.6)
 # are assumptions set to those shapes (targets 14, 15): numbness keeps the pooled neuropathic contrast, light touch
 # and cold/heat sit near the nociceptive joint rates, pressure is high in every mechanism.
 RADICULOPATHY_PAINDETECT: dict[str, tuple[float, float, float]] = {
-    "pd_numbness": (0.24, 0.48, 0.55),
+    "pd_numbness": (0.24, 0.52, 0.60),
     "pd_tingling_prickling": (0.26, 0.42, 0.47),
     "pd_burning": (0.23, 0.36, 0.42),
-    "pd_light_touch_painful": (0.16, 0.23, 0.26),
-    "pd_temperature_painful": (0.14, 0.21, 0.24),
+    "pd_light_touch_painful": (0.16, 0.22, 0.24),
+    "pd_temperature_painful": (0.14, 0.22, 0.26),
     "pd_sudden_attacks": (0.32, 0.46, 0.50),
-    "pd_pressure_painful": (0.52, 0.55, 0.58),
+    "pd_pressure_painful": (0.52, 0.57, 0.61),
 }
 
 # Painful diabetic neuropathy painDETECT profile, (noc, mixed, neu) mean item score / 5. Baron 2009, Pain
