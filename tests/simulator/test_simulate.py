@@ -11,7 +11,7 @@ from sklearn.metrics import log_loss
 
 from painml.record.schema import load_records
 from painml.simulator import clinical_tables as T
-from painml.simulator.realism import QUESTIONNAIRE_TARGETS, evaluate_realism
+from painml.simulator.realism import EVERY_SETTING, QUESTIONNAIRE_TARGETS, evaluate_realism, spine_item_weights
 from painml.simulator.simulate import (
     _WEIGHTS,
     CONDITIONS,
@@ -73,6 +73,8 @@ def test_tables_are_probabilities():
     for preset in T.PRESETS.values():
         assert sum(preset.case_mix.values()) == pytest.approx(1.0)
         assert sum(share for share, _ in preset.sites.values()) == pytest.approx(1.0)
+        assert {instrument for _, instrument in preset.sites.values()} <= set(T.INSTRUMENTS)
+        assert preset.sites_source
     for name, condition in T.CONDITIONS.items():
         assert sum(condition.mechanism) == pytest.approx(1.0), name
         assert sum(condition.region.values()) == pytest.approx(1.0), name
@@ -149,14 +151,76 @@ def test_presets_draw(preset):
     assert shares.min() > 0.02
 
 
-def test_questionnaire_targets_compatible_on_a_small_orthopaedic_cohort():
-    """The item-level targets (9-15) also hold where the label follows the diagnosis, at n = 12,000."""
-    results = evaluate_realism(simulate("orthopaedic", 12_000, seed=11))
-    new = [
-        r for r in results if r.target.number in QUESTIONNAIRE_TARGETS or "case-control: specificity" in r.target.name
-    ]
+def test_every_setting_targets_compatible_on_a_small_orthopaedic_cohort():
+    """The item-level and per-condition targets hold where the label follows the diagnosis, at n = 12,000."""
+    cohort = simulate("orthopaedic", 12_000, seed=11)
+    results = evaluate_realism(cohort)
+    new = [r for r in results if r.target.scope == EVERY_SETTING]
+    assert {r.target.number for r in new} == QUESTIONNAIRE_TARGETS | {3}
     misses = [(r.target.name, round(r.estimate.value, 3), r.target.band) for r in new if not r.compatible]
-    assert len(new) >= 14 and not misses
+    assert not misses
+    weights = spine_item_weights(cohort)
+    light_touch = next(r for r in results if r.target.name == "spine vs joint: light touch weight")
+    assert weights.loc["pd_light_touch_painful", "weight"] == pytest.approx(light_touch.estimate.value)
+    items = weights.drop(index="radiating_pain")
+    assert items.scaled.idxmax() == "pd_numbness" and weights.loc["pd_numbness", "scaled"] == pytest.approx(8)
+    assert (np.sign(items.scaled) == np.sign(items.nikaido)).sum() >= 6, "Nikaido's signs, item by item"
+
+
+def _records_with(frame: pd.DataFrame) -> dict[str, float]:
+    """Share of records carrying the painDETECT block alone, the DN4 interview alone, or both."""
+    pd_ = frame["pd_burning"].notna()
+    dn4 = frame["burning"].notna()
+    return {"paindetect": (pd_ & ~dn4).mean(), "dn4": (dn4 & ~pd_).mean(), "both": (pd_ & dn4).mean()}
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_records_carry_the_questionnaires_their_site_uses(preset):
+    """Single-questionnaire records at the shares the preset's sites and the single-questionnaire rate imply."""
+    spec = T.PRESETS[preset]
+    frame = simulate(preset, 20_000, seed=6)
+    pd_alone, dn4_alone = T.SINGLE_QUESTIONNAIRE
+    both = sum(share for share, kind in spec.sites.values() if kind == "both")
+    expected = {
+        "paindetect": sum(share for share, kind in spec.sites.values() if kind == "paindetect") + both * pd_alone,
+        "dn4": sum(share for share, kind in spec.sites.values() if kind.startswith("dn4")) + both * dn4_alone,
+        "both": both * (1 - pd_alone - dn4_alone),
+    }
+    observed = _records_with(frame)
+    for kind, share in expected.items():
+        assert abs(observed[kind] - share) < 4 * np.sqrt(0.25 / len(frame)) + 1e-9, (kind, observed, expected)
+    for site, (_, kind) in spec.sites.items():
+        at_site = _records_with(frame[frame.site == site])
+        if kind == "paindetect":
+            assert at_site["paindetect"] == 1.0
+        elif kind != "both":
+            assert at_site["dn4"] == 1.0
+    interview_only = frame.site.isin([s for s, (_, kind) in spec.sites.items() if kind == "dn4_interview"])
+    full_dn4 = frame.site.isin([s for s, (_, kind) in spec.sites.items() if kind == "dn4"])
+    if interview_only.sum() and full_dn4.sum():
+        examined = frame["brush_allodynia"].notna()
+        assert examined[interview_only].mean() < examined[full_dn4].mean() - 0.05
+
+
+def test_condition_profiles_follow_their_literature(cohort):
+    """Mean painDETECT items among neuropathic patients keep the published orderings between conditions."""
+    frame = cohort
+    neuropathic = frame[(frame.true_pain_type == "neuropathic") & frame.pd_burning.notna()]
+    mean = neuropathic.groupby("true_condition")[[c for c in frame.columns if c.startswith("pd_")]].mean()
+    pdn, phn, stroke = (
+        mean.loc[c] for c in ("painful_diabetic_neuropathy", "postherpetic_neuralgia", "central_post_stroke_pain")
+    )
+    # Baron 2009: touch-evoked pain and thermal pain far more often in PHN, numbness more often in PDN
+    assert phn.pd_light_touch_painful > 1.6 * pdn.pd_light_touch_painful
+    assert phn.pd_temperature_painful > 1.4 * pdn.pd_temperature_painful
+    assert pdn.pd_numbness > phn.pd_numbness
+    # Mahn 2011: radicular pain has little touch-evoked or thermal pain; Klit 2011: cold allodynia in central pain
+    lumbar = mean.loc["lumbar_radiculopathy"]
+    assert lumbar.pd_light_touch_painful < pdn.pd_light_touch_painful < stroke.pd_light_touch_painful
+    assert stroke.pd_temperature_painful > pdn.pd_temperature_painful
+    total = frame[[c for c in frame.columns if c.startswith("pd_")]].sum(axis=1, min_count=7)
+    hip, knee = (total[frame.true_condition == c].mean() for c in ("hip_osteoarthritis", "knee_osteoarthritis"))
+    assert hip < knee - 1, "Zolio 2021: hip OA reports fewer neuropathic-like symptoms than knee OA"
 
 
 def test_amplification_keeps_each_items_rate():
@@ -192,7 +256,7 @@ def test_symptoms_hang_together_with_pain_in_nociceptive_patients(cohort):
 
 @pytest.mark.parametrize(
     ("preset", "overrides"),
-    [("orthopaedic", {}), ("pain_clinic", {"label": "routine", "response_level": -0.6})],
+    [("orthopaedic", {}), ("primary_care", {}), ("pain_clinic", {"label": "routine", "response_level": -0.6})],
 )
 def test_posterior_recomputed_from_the_file_for_every_setting(tmp_path, preset, overrides):
     """Routine labels and a population's response level stay exact: recomputed from the file to 1e-9."""

@@ -33,6 +33,11 @@ How the tables are used (``painml.simulator.simulate``):
   rate in these tables.
 * Items are independent given (condition, mechanism, expression,
   amplification), so the exact posterior is a sum over 16 x 3 x 3 x 5 states.
+* painDETECT profiles differ by condition where the literature differs: radiculopathy, painful diabetic
+  neuropathy, post-herpetic neuralgia, central pain, knee and hip osteoarthritis (the ``*_PAINDETECT`` tables
+  and the conditions' ``findings``).
+* A site records one questionnaire or both (``INSTRUMENTS``); where it uses both, a record sometimes carries one
+  (``SINGLE_QUESTIONNAIRE``). Sites are drawn independently of the patient, so the gaps are ignorable.
 * The recorded label is a specialist's mechanism grading (``LABEL_NOISE``) or,
   in routine practice, mostly the diagnosis (``ROUTINE_LABEL``); a preset
   says which, and may shift every symptom item (``Preset.response_level``).
@@ -223,19 +228,91 @@ PAINDETECT_THRESHOLDS = (-2.0, -0.7, 0.3, 1.3, 2.6)
 # are assumptions set to those shapes (targets 14, 15): numbness keeps the pooled neuropathic contrast, light touch
 # and cold/heat sit near the nociceptive joint rates, pressure is high in every mechanism.
 RADICULOPATHY_PAINDETECT: dict[str, tuple[float, float, float]] = {
-    "pd_numbness": (0.24, 0.48, 0.55),
+    "pd_numbness": (0.24, 0.52, 0.60),
     "pd_tingling_prickling": (0.26, 0.42, 0.47),
     "pd_burning": (0.23, 0.36, 0.42),
-    "pd_light_touch_painful": (0.16, 0.23, 0.26),
-    "pd_temperature_painful": (0.14, 0.21, 0.24),
+    "pd_light_touch_painful": (0.16, 0.22, 0.24),
+    "pd_temperature_painful": (0.14, 0.22, 0.26),
     "pd_sudden_attacks": (0.32, 0.46, 0.50),
-    "pd_pressure_painful": (0.55, 0.58, 0.62),
+    "pd_pressure_painful": (0.52, 0.57, 0.61),
+}
+
+# Painful diabetic neuropathy painDETECT profile, (noc, mixed, neu) mean item score / 5. Baron 2009, Pain
+# 146:34 (painDETECT survey, 2,100 patients with painful diabetic neuropathy or post-herpetic neuralgia): dynamic
+# mechanical allodynia in 18% of diabetic neuropathy against half of post-herpetic neuralgia, thermal hyperalgesia
+# half as often as in post-herpetic neuralgia, numbness more often; prickling and numbness lead the distal
+# polyneuropathy profile (DN4 item frequencies of 1,547 patients: numbness 81%, tingling 69%, burning 54%,
+# painful cold 30%). The rates are assumptions set to those ratios; nociceptive rates stay the pooled ones, mixed
+# rates sit near 80% of the way to the neuropathic rate, as in the pooled table.
+DIABETIC_NEUROPATHY_PAINDETECT: dict[str, tuple[float, float, float]] = {
+    "pd_burning": (0.26, 0.52, 0.58),
+    "pd_tingling_prickling": (0.29, 0.60, 0.70),
+    "pd_light_touch_painful": (0.20, 0.28, 0.30),
+    "pd_sudden_attacks": (0.30, 0.45, 0.50),
+    "pd_temperature_painful": (0.18, 0.30, 0.33),
+    "pd_numbness": (0.27, 0.62, 0.72),
+    "pd_pressure_painful": (0.48, 0.42, 0.38),
+}
+
+# Post-herpetic neuralgia painDETECT profile. Baron 2009 (as above): sensory symptoms more often clinically
+# relevant than in diabetic neuropathy at about the same pain intensity; touch-evoked pain in half of patients
+# (2.8 times the diabetic rate), thermal hyperalgesia twice as often, numbness less often. Rates: assumptions set
+# to those ratios against DIABETIC_NEUROPATHY_PAINDETECT; pressure on the scarred dermatome is painful more often
+# than in polyneuropathy (assumption).
+POSTHERPETIC_PAINDETECT: dict[str, tuple[float, float, float]] = {
+    "pd_burning": (0.26, 0.56, 0.64),
+    "pd_tingling_prickling": (0.29, 0.50, 0.56),
+    "pd_light_touch_painful": (0.20, 0.56, 0.66),
+    "pd_sudden_attacks": (0.30, 0.52, 0.58),
+    "pd_temperature_painful": (0.18, 0.46, 0.54),
+    "pd_numbness": (0.27, 0.45, 0.52),
+    "pd_pressure_painful": (0.48, 0.50, 0.50),
+}
+
+# Central neuropathic pain (post-stroke; also standing in for spinal cord injury and multiple sclerosis pain,
+# assumption). Klit 2011, Pain 152:818 (population-based central post-stroke pain): pinprick hyperalgesia 57%, cold
+# allodynia 40%, brush-evoked dysaesthesia 51%; Andersen 1995, Pain 61:187: reduced temperature, touch and pinprick
+# sensibility in 94%, cold and touch allodynia each 56%; Klit 2009, Lancet Neurol (diagnostic criteria): burning,
+# painful cold and electric shocks as supportive descriptors, hypersensitivity to touch or cold. Rates: assumptions
+# set to that shape: cold/heat and light touch well above the pooled neuropathic rates, numbness (sensory loss)
+# high, pressure as pooled.
+CENTRAL_PAINDETECT: dict[str, tuple[float, float, float]] = {
+    "pd_burning": (0.26, 0.55, 0.62),
+    "pd_tingling_prickling": (0.29, 0.50, 0.56),
+    "pd_light_touch_painful": (0.20, 0.48, 0.56),
+    "pd_sudden_attacks": (0.30, 0.45, 0.50),
+    "pd_temperature_painful": (0.18, 0.50, 0.58),
+    "pd_numbness": (0.27, 0.54, 0.62),
+    "pd_pressure_painful": (0.48, 0.46, 0.44),
+}
+# DN4 "painful cold" in central pain: cold allodynia 40% (Klit 2011) to 56% (Andersen 1995); rates an assumption
+# between them.
+CENTRAL_PAINFUL_COLD = (0.10, 0.40, 0.46)
+
+# Hip osteoarthritis painDETECT profile. Zolio 2021, Osteoarthritis Cartilage (meta-analysis): painDETECT >= 13 in
+# 29% and >= 19 in 9% of hip OA, against 40% and 20% in knee OA; Blikman 2018, PLoS One (255 patients): modified
+# painDETECT > 12 in 37% of hip and 46% of knee OA. Hip pain is deep joint pain with fewer cutaneous
+# neuropathic-like symptoms than the knee (assumption): burning, prickling, touch-evoked and thermal pain sit well
+# below the pooled nociceptive rates; attacks of intermittent intense pain (Hawker 2008, Osteoarthritis Cartilage)
+# are as common as in radiculopathy and pressure stays common, as in knee OA. Rates: assumptions set to Zolio's
+# shares (target 3) and the Spine painDETECT signs (target 14).
+HIP_OA_PAINDETECT: dict[str, tuple[float, float, float]] = {
+    "pd_burning": (0.15, 0.32, 0.59),
+    "pd_tingling_prickling": (0.17, 0.34, 0.63),
+    "pd_light_touch_painful": (0.12, 0.26, 0.49),
+    "pd_sudden_attacks": (0.40, 0.48, 0.55),
+    "pd_temperature_painful": (0.11, 0.24, 0.43),
+    "pd_numbness": (0.17, 0.34, 0.61),
+    "pd_pressure_painful": (0.42, 0.44, 0.44),
 }
 
 # Osteoarthritis pain is often referred along the limb (hip to thigh and knee, knee to shin), so the painDETECT
 # "does your pain radiate" question is answered yes more often than the pooled nociceptive 30% (assumption;
 # target 14: Nikaido 2018 gives radiating only +1 against joint disorders).
 OA_RADIATING = (0.45, 0.57, 0.64)
+# Hip joint pain is referred to the buttock and thigh in most patients (Lesher 2008, Pain Med: buttock 71%, thigh
+# 55% on intra-articular provocation), more often than knee pain (assumption for the rates).
+HIP_OA_RADIATING = (0.60, 0.68, 0.72)
 
 # painDETECT course patterns of the pure mechanisms; mixed pain mixes them (assumption).
 COURSE = {
@@ -334,6 +411,7 @@ CONDITIONS: dict[str, Condition] = {
             "reduced_vibration": (0.20, 0.58, 0.75),
             "reduced_reflexes": (0.15, 0.46, 0.60),
             "trophic_skin_changes": (0.10, 0.40, 0.50),
+            **DIABETIC_NEUROPATHY_PAINDETECT,
         },
         test_order={"nerve_conduction": (0.20, 0.45, 0.55), "skin_biopsy": (0.01, 0.09, 0.12)},
         test_abnormal={"nerve_conduction": (0.40, 0.71, 0.85)},
@@ -348,7 +426,11 @@ CONDITIONS: dict[str, Condition] = {
         _NT,
         _LOC,
         comorbidities={"prior_herpes_zoster": 0.99},
-        findings={"brush_allodynia": (0.10, 0.48, 0.65), "itching": (0.10, 0.31, 0.40)},
+        findings={
+            "brush_allodynia": (0.10, 0.48, 0.65),
+            "itching": (0.10, 0.31, 0.40),
+            **POSTHERPETIC_PAINDETECT,
+        },
     ),
     "chemotherapy_induced_neuropathy": Condition(
         (0.06, 0.78, 0.16),
@@ -373,7 +455,12 @@ CONDITIONS: dict[str, Condition] = {
         _CENTRAL,
         _DIF,
         comorbidities={"spinal_cord_injury": 0.99},
-        findings={"motor_weakness": (0.60, 0.70, 0.75), "reduced_reflexes": (0.30, 0.37, 0.40)},
+        findings={
+            "motor_weakness": (0.60, 0.70, 0.75),
+            "reduced_reflexes": (0.30, 0.37, 0.40),
+            "painful_cold": CENTRAL_PAINFUL_COLD,
+            **CENTRAL_PAINDETECT,
+        },
         test_order={"neural_imaging": (0.30, 0.44, 0.50)},
         test_abnormal={"neural_imaging": (0.70, 0.80, 0.85)},
     ),
@@ -387,7 +474,7 @@ CONDITIONS: dict[str, Condition] = {
         _CENTRAL,
         _DIF,
         comorbidities={"multiple_sclerosis": 0.99},
-        findings={"motor_weakness": (0.40, 0.51, 0.55)},
+        findings={"motor_weakness": (0.40, 0.51, 0.55), "painful_cold": CENTRAL_PAINFUL_COLD, **CENTRAL_PAINDETECT},
         test_order={"neural_imaging": (0.30, 0.44, 0.50)},
         test_abnormal={"neural_imaging": (0.60, 0.74, 0.80)},
     ),
@@ -401,7 +488,12 @@ CONDITIONS: dict[str, Condition] = {
         _CENTRAL,
         _LOC,
         comorbidities={"stroke": 0.99},
-        findings={"motor_weakness": (0.50, 0.57, 0.60), "cold_allodynia": (0.05, 0.29, 0.40)},
+        findings={
+            "motor_weakness": (0.50, 0.57, 0.60),
+            "cold_allodynia": (0.05, 0.29, 0.40),
+            "painful_cold": CENTRAL_PAINFUL_COLD,
+            **CENTRAL_PAINDETECT,
+        },
         test_order={"neural_imaging": (0.40, 0.54, 0.60)},
         test_abnormal={"neural_imaging": (0.70, 0.80, 0.85)},
     ),
@@ -493,17 +585,21 @@ CONDITIONS: dict[str, Condition] = {
             "joint_swelling": (0.45, 0.41, 0.30),
             "stiffness": (0.75, 0.68, 0.50),
             # intermittent intense pain is part of knee and hip OA (Hawker 2008, Osteoarthritis Cartilage,
-            # OARSI/OMERACT), so attacks separate OA from radiculopathy little (Nikaido 2018: attacks -4 once
-            # numbness is known); pressure a little below the spine's (Nikaido +1). Assumptions; target 14.
-            "pd_pressure_painful": (0.43, 0.50, 0.50),
-            "pd_temperature_painful": (0.20, 0.38, 0.42),
-            "pd_sudden_attacks": (0.36, 0.46, 0.55),
-            # knee OA keeps the nociceptive levels the knee targets were tuned at and a milder mixed profile
-            # (assumption; Zolio 2021: painDETECT >= 19 in 20% of knee OA, target 3)
-            "pd_burning": (0.23, 0.42, 0.59),
-            "pd_tingling_prickling": (0.26, 0.45, 0.63),
-            "pd_numbness": (0.24, 0.43, 0.61),
-            "pd_light_touch_painful": (0.17, 0.36, 0.49),
+            # OARSI/OMERACT), so attacks are as common as in radiculopathy (Nikaido 2018: attacks -4 once numbness
+            # is known); pressure hyperalgesia is common in knee OA (Moss 2018) but a little below the spine's
+            # pressure-evoked pain (Nikaido +1; Mahn 2011); touch-evoked and thermal pain low (Nikaido -2, -3).
+            # Assumptions; target 14.
+            "pd_pressure_painful": (0.48, 0.52, 0.52),
+            "pd_temperature_painful": (0.15, 0.34, 0.42),
+            "pd_sudden_attacks": (0.44, 0.50, 0.55),
+            # knee OA keeps the pooled nociceptive levels and a milder mixed profile: Zolio 2021 (meta-analysis):
+            # painDETECT >= 13 in 40%, >= 19 in 20% of knee OA (target 3); Moss 2018, Clin J Pain (130 patients):
+            # 22% >= 19 and 35% unclear; Blikman 2018, PLoS One: modified painDETECT > 12 in 46%. Knee OA reports
+            # more cutaneous neuropathic-like symptoms than hip OA (HIP_OA_PAINDETECT). Rates are assumptions.
+            "pd_burning": (0.22, 0.40, 0.59),
+            "pd_tingling_prickling": (0.25, 0.43, 0.63),
+            "pd_numbness": (0.23, 0.41, 0.61),
+            "pd_light_touch_painful": (0.13, 0.32, 0.49),
             "radiating_pain": OA_RADIATING,
         },
         test_order={"joint_imaging": (0.75, 0.73, 0.70)},
@@ -521,9 +617,8 @@ CONDITIONS: dict[str, Condition] = {
         comorbidities={"osteoarthritis": 0.97},
         findings={
             "stiffness": (0.75, 0.68, 0.50),
-            "radiating_pain": OA_RADIATING,
-            "pd_sudden_attacks": (0.36, 0.47, 0.55),  # as knee OA (assumption)
-            "pd_pressure_painful": (0.45, 0.46, 0.40),  # a little below the pooled rate, as knee OA (assumption)
+            "radiating_pain": HIP_OA_RADIATING,
+            **HIP_OA_PAINDETECT,
         },
         test_order={"joint_imaging": (0.75, 0.73, 0.70)},
         test_abnormal={"joint_imaging": (0.90, 0.90, 0.90)},
@@ -583,6 +678,22 @@ CONDITIONS: dict[str, Condition] = {
 }
 
 
+# What a site records (``Preset.sites``). Clinics use one screening questionnaire more often than two:
+# "dn4": the DN4 interview with its three examination items done routinely (Bouhassira 2005, Pain);
+# "dn4_interview": the DN4 interview alone, 7 items, positive at >= 3, validated for settings without a bedside
+#   examination (Bouhassira 2005; used alone in population and primary-care surveys, Bouhassira 2008, Pain), so the
+#   DN4 examination items are examined at the general rate only;
+# "paindetect": the self-completed painDETECT block alone (Freynhagen 2006, Curr Med Res Opin);
+# "both": DN4 and painDETECT.
+# A questionnaire a record lacks is left empty; the site is drawn independently of the patient, so the gap is
+# ignorable and the exact posterior sums over what is recorded.
+INSTRUMENTS = ("dn4", "dn4_interview", "paindetect", "both")
+# Even at sites that use both, a record may carry one: the self-completed painDETECT not returned, or the DN4
+# interview skipped once the form is in hand. (painDETECT alone, DN4 alone) shares of those records: assumption
+# (no published return rate for clinic screening forms was found; a tenth and a twentieth).
+SINGLE_QUESTIONNAIRE = (0.10, 0.05)
+
+
 @dataclass(frozen=True)
 class Preset:
     """A clinic's case mix, the questionnaires its sites use, how it labels and how its patients respond.
@@ -591,15 +702,17 @@ class Preset:
     diagnosis, ``ROUTINE_LABEL``). ``response_level`` shifts the logit of every amplified symptom item:
     published neuropathic painDETECT means differ between populations (Korean 14.6 +/- 6.5,
     US cohorts 21-24), so a clinic whose patients report less can be simulated; 0 is the level the tables are
-    tuned at.
+    tuned at. ``sites`` maps each site to its share of patients and what it records (``INSTRUMENTS``);
+    ``sites_source`` says where those shares come from.
     """
 
     case_mix: dict[str, float]
-    sites: dict[str, tuple[float, str]]  # site -> (share of patients, "dn4" | "paindetect" | "both")
+    sites: dict[str, tuple[float, str]]  # site -> (share of patients, one of INSTRUMENTS)
     source: str
     label: str = "specialist"
     label_source: str = "van Seventer 2013, Pain Pract; Timmerman 2017, PLoS One: specialist agreement 78-79%"
     response_level: float = 0.0
+    sites_source: str = "assumption"
 
 
 PRESETS: dict[str, Preset] = {
@@ -624,6 +737,10 @@ PRESETS: dict[str, Preset] = {
         },
         {"clinic_north": (0.40, "dn4"), "clinic_south": (0.35, "paindetect"), "clinic_east": (0.25, "both")},
         "van Seventer 2013, Pain Pract: 43% neuropathic, 29% nociceptive, 28% mixed (target 6)",
+        sites_source=(
+            "assumption: European pain clinics use DN4 (van Seventer 2013: three Dutch clinics; Bouhassira 2005) or "
+            "painDETECT (Freynhagen 2006: German clinics); a minority records both (Timmerman 2017)"
+        ),
     ),
     "primary_care": Preset(
         {
@@ -639,10 +756,14 @@ PRESETS: dict[str, Preset] = {
             "post_surgical_pain": 0.04,
             "tendinopathy": 0.12,
         },
-        {"practice_a": (0.6, "dn4"), "practice_b": (0.4, "paindetect")},
+        {"practice_a": (0.6, "dn4_interview"), "practice_b": (0.4, "paindetect")},
         "van Hecke 2014, Pain: 7-10% of adults have chronic pain with neuropathic features",
         label="routine",
         label_source="clinical-figures.md section 5, routine labels: the label follows the diagnosis",
+        sites_source=(
+            "assumption: a general practice has no time for the DN4 bedside items and uses the DN4 interview alone "
+            "(Bouhassira 2005, 2008) or a self-completed painDETECT; shares assumed"
+        ),
     ),
     "orthopaedic": Preset(
         {
@@ -654,10 +775,14 @@ PRESETS: dict[str, Preset] = {
             "tendinopathy": 0.10,
             "post_surgical_pain": 0.06,
         },
-        {"spine_unit": (0.5, "paindetect"), "joint_unit": (0.5, "both")},
+        {"spine_unit": (0.45, "paindetect"), "joint_unit": (0.35, "paindetect"), "back_pain_clinic": (0.20, "both")},
         "Yamashita 2014, J Orthop Sci: 29% of low back pain, 57% of radiculopathy neuropathic",
         label="routine",
         label_source="clinical-figures.md section 5, routine labels: the label follows the diagnosis",
+        sites_source=(
+            "orthopaedic studies screen with painDETECT alone (Nikaido 2018 spine; Hochman 2011, Moss 2018, "
+            "Blikman 2018 knee and hip OA); DN4 beside it in back pain (Attal 2011, J Pain); shares assumed"
+        ),
     ),
     "diabetes_clinic": Preset(
         {
@@ -671,6 +796,7 @@ PRESETS: dict[str, Preset] = {
         },
         {"diabetes_centre": (1.0, "dn4")},
         "Abbott 2011, Diabetes Care: 21% of diabetics have painful diabetic neuropathy",
+        sites_source="Themistocleous 2016, Pain: DN4 with its examination in diabetic polyneuropathy",
     ),
     "oncology": Preset(
         {
@@ -678,7 +804,8 @@ PRESETS: dict[str, Preset] = {
             "chemotherapy_induced_neuropathy": 0.25,
             "post_surgical_pain": 0.15,
         },
-        {"oncology_pain_service": (1.0, "both")},
+        {"oncology_pain_service": (0.7, "both"), "chemotherapy_day_unit": (0.3, "dn4_interview")},
         "Bennett 2012, Pain: 19% neuropathic, 39% with mixed; Seretny 2014, Pain",
+        sites_source="assumption: a pain service records both; a day unit asks the DN4 interview alone",
     ),
 }

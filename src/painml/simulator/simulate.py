@@ -464,6 +464,22 @@ def exact_posterior(
     return pd.DataFrame(p, columns=[f"true_p_{m}" for m in T.MECHANISMS], index=frame.index)
 
 
+def _instruments(rng: np.random.Generator, spec: T.Preset, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each record's site and what it carries (``T.INSTRUMENTS``): its site's questionnaires, sometimes one of two.
+
+    Sites are drawn independently of the patient, so the questionnaires a record lacks are missing at random.
+    """
+    site_names = tuple(spec.sites)
+    site = _draw(rng, _normalised({k: v[0] for k, v in spec.sites.items()}, site_names), np.zeros(n, dtype=np.int64))
+    instrument = np.array([spec.sites[s][1] for s in site_names], dtype=object)[site]
+    pd_alone, dn4_alone = T.SINGLE_QUESTIONNAIRE
+    u = rng.random(n)
+    both = instrument == "both"
+    instrument[both & (u < pd_alone)] = "paindetect"
+    instrument[both & (u >= 1 - dn4_alone)] = "dn4"
+    return instrument, np.array(site_names, dtype=object)[site]
+
+
 def simulate(
     preset: str = "pain_clinic",
     n: int = 10_000,
@@ -495,18 +511,16 @@ def simulate(
         else:
             codes[name] = _draw(rng, var.table, group)
 
-    site_names = tuple(spec.sites)
-    site = _draw(rng, _normalised({k: v[0] for k, v in spec.sites.items()}, site_names), np.zeros(n, dtype=np.int64))
-    instrument = np.array([spec.sites[s][1] for s in site_names])[site]
-    uses_dn4 = instrument != "paindetect"
+    instrument, site = _instruments(rng, spec, n)
     for item in BLOCKS["dn4_interview"]:
-        codes[item] = np.where(uses_dn4, codes[item], -1)
+        codes[item] = np.where(instrument != "paindetect", codes[item], -1)
     for item in BLOCKS["paindetect"]:
-        codes[item] = np.where(instrument != "dn4", codes[item], -1)
+        codes[item] = np.where((instrument == "paindetect") | (instrument == "both"), codes[item], -1)
+    dn4_exam = (instrument == "dn4") | (instrument == "both")
     exam_done = rng.random(n) >= T.EXAM_NOT_DONE
     for item in EXAM:
         rate = (
-            np.where(uses_dn4, T.DN4_EXAM_ITEM_NOT_DONE, T.EXAM_ITEM_NOT_DONE)
+            np.where(dn4_exam, T.DN4_EXAM_ITEM_NOT_DONE, T.EXAM_ITEM_NOT_DONE)
             if item in DN4_EXAM
             else T.EXAM_ITEM_NOT_DONE
         )
@@ -516,7 +530,7 @@ def simulate(
     posterior = _posterior_from_codes(codes, n, setting)
 
     frame = pd.DataFrame({"patient_id": np.char.add(f"S{seed}-", np.arange(1, n + 1).astype(str)).astype(object)})
-    frame["site"] = np.array(site_names, dtype=object)[site]
+    frame["site"] = site
     for col in INPUT_COLUMNS:
         if col.name in VARIABLES:
             frame[col.name] = _decode(codes[col.name], VARIABLES[col.name], col.kind)
