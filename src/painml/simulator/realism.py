@@ -518,6 +518,6 @@ def realism_table(results: list[Result], title: str):
             f"<= {hi:.2f}" if lo == -np.inf else f">= {lo:.2f}" if hi == np.inf else f"{lo:.2f}-{hi:.2f}",
             r.target.scope,
             f"{e.n:,}",
-            "[green]yes[/]" if r.inside else "[red]NO[/]",
+            "[dim]no patients[/]" if e.n == 0 else "[green]yes[/]" if r.inside else "[red]NO[/]",
         )
     return table
