@@ -246,6 +246,9 @@ def _combined(scored, problems, scored_names: list[str]):
     for name, column in _PROBLEM.items():
         lines[column] = problems[name].astype(object)
     out = pd.concat([scored, lines], ignore_index=True) if len(lines) else scored
+    out = out.reindex(columns=[_KIND, *scored_names, *_PROBLEM.values()])
+    for column in _PROBLEM.values():  # text or None: pyspark would turn a float column of NaN into "nan"
+        out[column] = out[column].astype(object).where(out[column].notna(), None)
     # pyspark's Arrow conversion takes numpy-backed columns only (pandas 3 text columns are Arrow-backed)
     text = [c for c in out.columns if not isinstance(out[c].dtype, np.dtype)]
     return out.astype(dict.fromkeys(text, object)) if text else out
