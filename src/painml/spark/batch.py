@@ -74,7 +74,6 @@ def score_files(
 
     from painml import spark as painml_spark
 
-    start = time.perf_counter()
     files = input_files(pattern)
     output = Path(output)
     if output.exists() and not output.is_dir():
@@ -82,6 +81,7 @@ def score_files(
     if not output.parent.is_dir():
         raise FileNotFoundError(f"{output.parent}: no such folder for the output")
     spark = painml_spark.session(master)
+    start = time.perf_counter()  # from here on, as the batch command counts: reading, checking, scoring, writing
     if Path(files[0]).suffix.lower() == ".csv":
         # every cell as text, as the batch command reads record columns: painml parses them itself
         df = spark.read.csv(files, header=True, inferSchema=False, encoding="UTF-8")
