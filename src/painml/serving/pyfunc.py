@@ -14,8 +14,10 @@ CLI, batch and HTTP paths use, so ``mlflow.pyfunc.load_model`` and
   the registered version in ``model_version``, and with ``params={"reasons": k}``
   the top ``k`` reasons.
 - Loading warms the tree kernels, so the first request does not pay for them.
-  numba caches them on disk beside the copied code, or under ``$NUMBA_CACHE_DIR``
-  when set: the workers of one served model compile them once between them.
+  numba caches them beside the copied code (shared by the workers of one
+  served model folder) or, with ``$NUMBA_CACHE_DIR`` set, in one folder there
+  for every copy of painml (:func:`painml.model.compiled.trees._portable_cache`):
+  each worker then compiles at most once, and only if none has before.
 """
 
 from __future__ import annotations
