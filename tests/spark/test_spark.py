@@ -46,12 +46,14 @@ def cohort(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def scored_by_spark(spark, served, cohort):
-    from painml.spark import score
+    from painml.spark import release, score
 
     folder, _ = cohort
     scored, problems = score(spark.read.parquet(str(folder)), served.predictor, reasons=3)
     out = scored.toPandas(), problems.toPandas()
-    scored.unpersist()
+    cached = spark.sparkContext._jsc.getPersistentRDDs().size()
+    release(scored)
+    assert cached == 1 and spark.sparkContext._jsc.getPersistentRDDs().size() == 0
     return out
 
 

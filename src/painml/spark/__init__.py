@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
     from painml.serving.predictor import Predictor
 
-__all__ = ["ARROW_BATCH_ROWS", "PROBLEM_COLUMNS", "score", "session", "udf_input"]
+__all__ = ["ARROW_BATCH_ROWS", "PROBLEM_COLUMNS", "release", "score", "session", "udf_input"]
 
 ARROW_BATCH_ROWS = 50_000
 """Rows per Arrow batch handed to one validation and scoring call (the batch command's chunk size)."""
@@ -104,7 +104,7 @@ def score(
     read ``df`` from files).
 
     Both come from one pass over ``df``, kept in executor memory (never on
-    disk: these are patient records) until you call ``scored.unpersist()``.
+    disk: these are patient records) until ``release(scored)``.
     A problem with the data as a whole (a record column twice, no
     ``patient_id``) fails the job with painml's message.
     """
@@ -143,7 +143,19 @@ def score(
     problems = combined.filter(F.col(_KIND) == "problem").select(
         "patient_id", *(F.col(_PROBLEM[name]).alias(name) for name in PROBLEM_COLUMNS if name != "patient_id")
     )
+    _CACHED[id(scored)] = combined
     return scored, problems
+
+
+def release(scored: DataFrame) -> None:
+    """Free the executor memory holding a :func:`score` result (``scored.unpersist()`` cannot: the cached
+    frame is the one both outputs are filtered from)."""
+    combined = _CACHED.pop(id(scored), None)
+    if combined is not None:
+        combined.unpersist()
+
+
+_CACHED: dict[int, DataFrame] = {}
 
 
 def udf_input(df: DataFrame) -> Column:

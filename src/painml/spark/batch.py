@@ -114,7 +114,7 @@ def score_files(
             raise SparkJobError(_last_error(error)) from None
         raise
     finally:
-        scored.unpersist()
+        painml_spark.release(scored)
     result.seconds = time.perf_counter() - start
     return result
 
