@@ -15,8 +15,8 @@ def test_frames_score_as_the_batch_command_and_problems_name_the_patient(served,
     frame["ward"] = "w1"
     source = tmp_path / "in.csv"
     frame.to_csv(source, index=False)
-    score_file(served.predictor, source, tmp_path / "out.csv", reasons=2, progress=False)
-    expected = read_output(tmp_path / "out.csv")
+    score_file(served.predictor, source, tmp_path / "out.parquet", reasons=2, progress=False)
+    expected = read_output(tmp_path / "out.parquet")
 
     chunks = pd.read_csv(source, chunksize=25, dtype={"patient_id": str, "ward": str})
     results = list(score_frames(served.predictor, chunks, reasons=2))
