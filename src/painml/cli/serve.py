@@ -250,12 +250,14 @@ def batch(
 
 def _batch_spark(pattern: str, output: Path, model: str, reasons: int, master: str, tracking_uri: str | None) -> None:
     """``batch --engine spark``: files matching ``pattern`` into the folder ``output``, problems in ``_errors/``."""
-    try:
-        # lazy: pyspark is an optional extra, imported only for this engine
-        from painml.spark.batch import SparkJobError, input_files, score_files
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("pyspark") is None:
         err.print("--engine spark needs pyspark and Java 17+: pip install 'painml[spark]'")
-        raise typer.Exit(2) from None
+        raise typer.Exit(2)
+    # lazy: pyspark is an optional extra, imported only for this engine
+    from painml.spark.batch import SparkJobError, input_files, score_files
+
     try:
         input_files(pattern)
     except SchemaError as error:
@@ -269,7 +271,8 @@ def _batch_spark(pattern: str, output: Path, model: str, reasons: int, master: s
         err.print(error.report(), markup=False)
         raise typer.Exit(1) from None
     except SparkJobError as error:
-        err.print(f"[red]the Spark job failed[/]; no output was written\n{error}", markup=True)
+        err.print("[red]the Spark job failed[/]; no output was written")
+        err.print(str(error), markup=False)
         raise typer.Exit(1) from None
     except (ValueError, FileNotFoundError) as error:
         err.print(f"{error}")

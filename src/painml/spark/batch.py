@@ -80,19 +80,23 @@ def score_files(
         raise ValueError(f"{output}: exists and is not a folder")
     if not output.parent.is_dir():
         raise FileNotFoundError(f"{output.parent}: no such folder for the output")
-    spark = painml_spark.session(master)
+    try:
+        spark = painml_spark.session(master)
+    except PySparkException as error:
+        raise SparkJobError(f"Spark did not start on {master} (Java 17+ installed?): {_last_error(error)}") from None
     start = time.perf_counter()  # from here on, as the batch command counts: reading, checking, scoring, writing
-    if Path(files[0]).suffix.lower() == ".csv":
-        # every cell as text, as the batch command reads record columns: painml parses them itself
-        df = spark.read.csv(files, header=True, inferSchema=False, encoding="UTF-8")
-    else:
-        df = spark.read.parquet(*files)
-    df = df.select(*(F.col(f"`{c}`") for c in df.columns if not c.strip().startswith(TRUE_PREFIX)))
-    scored, problems = painml_spark.score(df, predictor, reasons=reasons)
     tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     old = output.with_name(f".{output.name}.{os.getpid()}.old")
     result = SparkBatchResult(output=output, errors=None, files=len(files))
+    scored = None
     try:
+        if Path(files[0]).suffix.lower() == ".csv":
+            # every cell as text, as the batch command reads record columns: painml parses them itself
+            df = spark.read.csv(files, header=True, inferSchema=False, encoding="UTF-8")
+        else:
+            df = spark.read.parquet(*files)
+        df = df.select(*(F.col(f"`{c}`") for c in df.columns if not c.strip().startswith(TRUE_PREFIX)))
+        scored, problems = painml_spark.score(df, predictor, reasons=reasons)
         scored.write.mode("error").parquet(str(tmp))
         result.problems = problems.count()
         if result.problems:
@@ -114,7 +118,8 @@ def score_files(
             raise SparkJobError(_last_error(error)) from None
         raise
     finally:
-        painml_spark.release(scored)
+        if scored is not None:
+            painml_spark.release(scored)
     result.seconds = time.perf_counter() - start
     return result
 
