@@ -185,11 +185,28 @@ def batch(
     ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
     tracking_uri: TrackingOption = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="local: one file in this process; spark: every file matching INPUT (a glob) into the folder "
+            "OUTPUT, with Spark (pip install 'painml[spark]').",
+        ),
+    ] = "local",
+    spark_master: Annotated[
+        str, typer.Option("--spark-master", help="Spark master URL for --engine spark, e.g. local[4], yarn.")
+    ] = "local[*]",
 ) -> None:
     """Score a CSV or Parquet file; rows that fail validation go to OUTPUT.errors.csv."""
     # lazy: each command imports only what it runs (a one-patient command starts in well under a second)
     from painml.serving.batch import OUTPUT_KINDS, score_file
 
+    if engine not in ("local", "spark"):
+        err.print(f"--engine {engine}: expected local or spark")
+        raise typer.Exit(2)
+    if engine == "spark":
+        _batch_spark(str(input), output, model, reasons, spark_master, tracking_uri)
+        return
     if output.suffix.lower() not in OUTPUT_KINDS:
         err.print(f"{output}: the output must end in .csv or .parquet")
         raise typer.Exit(2)
@@ -224,6 +241,46 @@ def batch(
         out.print(f"predicted: {shares}")
     for notice in result.notices:
         out.print(f"[dim]note: {notice}[/]")
+    if result.errors is not None:
+        err.print(
+            f"[yellow]{result.rows_rejected:,} rows set aside[/] ({result.problems:,} problems): see {result.errors}"
+        )
+        raise typer.Exit(1)
+
+
+def _batch_spark(pattern: str, output: Path, model: str, reasons: int, master: str, tracking_uri: str | None) -> None:
+    """``batch --engine spark``: files matching ``pattern`` into the folder ``output``, problems in ``_errors/``."""
+    import importlib.util
+
+    if importlib.util.find_spec("pyspark") is None:
+        err.print("--engine spark needs pyspark and Java 17+: pip install 'painml[spark]'")
+        raise typer.Exit(2)
+    # lazy: pyspark is an optional extra, imported only for this engine
+    from painml.spark.batch import SparkJobError, input_files, score_files
+
+    try:
+        input_files(pattern)
+    except SchemaError as error:
+        err.print(error.report(), markup=False)
+        raise typer.Exit(2) from None
+    predictor = _load(model, tracking_uri)
+    try:
+        result = score_files(predictor, pattern, output, reasons=reasons, master=master)
+    except SchemaError as error:
+        err.print(f"[red]{pattern} cannot be scored[/]; no output was written")
+        err.print(error.report(), markup=False)
+        raise typer.Exit(1) from None
+    except SparkJobError as error:
+        err.print("[red]the Spark job failed[/]; no output was written")
+        err.print(str(error), markup=False)
+        raise typer.Exit(1) from None
+    except (ValueError, FileNotFoundError) as error:
+        err.print(f"{error}")
+        raise typer.Exit(2) from None
+    out.print(
+        f"scored {result.rows_scored:,} rows of {result.files:,} files in {result.seconds:.1f} s "
+        f"({result.rows_per_second:,.0f} rows/s) -> [bold]{output}[/]"
+    )
     if result.errors is not None:
         err.print(
             f"[yellow]{result.rows_rejected:,} rows set aside[/] ({result.problems:,} problems): see {result.errors}"

@@ -45,6 +45,7 @@ from painml.model.fit import build_bundle, fit_family
 from painml.model.search import SearchResult
 from painml.record.columns import FEATURE_COLUMNS
 from painml.record.schema import load_records
+from painml.serving.frames import json_frame
 from painml.serving.predictor import Predictor
 from painml.simulator.simulate import simulate
 from painml.tracking import registry, runs, store
@@ -408,9 +409,12 @@ def _log_run(
 
 
 def _log_model(bundle, name: str) -> str:
-    """Log a bundle as MLflow's pyfunc, with a synthetic input example and painml's own output for it."""
-    example = load_records(simulate("pain_clinic", 5, seed=0)).frame.iloc[:, : 2 + len(FEATURE_COLUMNS)]
-    output = Predictor(bundle).predict(example)
+    """Log a bundle as MLflow's pyfunc, with a synthetic input example (typed as painml's Parquet files type
+    it) and the pyfunc's output for it."""
+    cohort = simulate("pain_clinic", 5, seed=0)
+    example = cohort.loc[:, ["patient_id", "site", *FEATURE_COLUMNS]]
+    predictor = Predictor(bundle)
+    output = json_frame(predictor, predictor.score_records(load_records(example, classes=predictor.classes)))
     code_file = importlib.util.find_spec("painml.serving.pyfunc").origin  # a path: the file runs when MLflow loads
     package = str(Path(code_file).parents[1])
     return runs.log_model(

@@ -169,9 +169,13 @@ def _md_allowed(column: Column) -> str:
     return "any"
 
 
+_MLFLOW_TYPES = {"id": "string", "binary": "boolean", "integer": "long", "number": "double", "category": "string"}
+
+
 def mlflow_column_types() -> dict[str, str]:
-    """The MLflow signature type of every record column (identifiers and categories are strings)."""
-    return {c.name: "double" if c.kind in ("binary", "integer", "number") else "string" for c in INPUT_COLUMNS}
+    """The MLflow (and Spark) type of every record column: the type it really has, as painml's own Parquet
+    files store it (findings boolean, counts and scores long, measurements double, the rest text)."""
+    return {c.name: _MLFLOW_TYPES[c.kind] for c in INPUT_COLUMNS}
 
 
 def record_json_schema(classes: list[str] | None = None) -> dict[str, Any]:

@@ -369,6 +369,10 @@ class Predictor:
             )
         return self._set_table
 
+    def json_rows(self, scored: Scored) -> list[dict[str, Any]]:
+        """Rows already scored as :meth:`predict_many` answers them (MLflow's pyfunc shapes its frame from these)."""
+        return self._rows(scored)
+
     def _rows(self, scored: Scored) -> list[dict[str, Any]]:
         """The scored rows as JSON objects: sets, flags and reasons as lists; NaN as null."""
         proba = scored.proba.tolist()

@@ -146,14 +146,21 @@ def log_model(
     """Log a bundle as a models-from-code pyfunc (``code_file`` runs on load) with a signature; its URI.
 
     No class of ours is pickled: MLflow copies ``code_path`` (the package) and the bundle folder.
+
+    The signature declares the outputs and an optional ``reasons`` parameter, but no input columns:
+    MLflow's pandas check of declared column types refuses what users read from painml's own files (a
+    null in a long or boolean column: an integer column with one empty cell, which pandas reads as
+    float64; the nullable Int64 and boolean of painml's Parquet), and no declared type accepts both an
+    int64 and a float64 column. The model checks every cell itself and names row, column and what was
+    expected. The record's real types (boolean, long, double, string) are in the model's metadata
+    (``record_types``), for Spark users casting columns for ``mlflow.pyfunc.spark_udf``.
     """
     import mlflow
     from mlflow.models import ModelSignature, infer_signature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.types import ParamSchema, ParamSpec
 
-    types = mlflow_column_types()
-    inputs = Schema([ColSpec(types.get(c, "string"), c, required=False) for c in input_example.columns])
-    signature = ModelSignature(inputs=inputs, outputs=infer_signature(None, output_example).outputs)
+    params = ParamSchema([ParamSpec("reasons", "long", 0)])
+    signature = ModelSignature(inputs=None, outputs=infer_signature(None, output_example).outputs, params=params)
     with tempfile.TemporaryDirectory() as tmp:
         folder = bundle.save(Path(tmp) / name / "bundle")
         info = mlflow.pyfunc.log_model(
@@ -162,7 +169,8 @@ def log_model(
             artifacts={"bundle": str(folder)},
             code_paths=[code_path],
             signature=signature,
-            input_example=_signature_frame(input_example, types),
+            input_example=input_example,
+            metadata={"record_types": mlflow_column_types()},
             pip_requirements=_requirements(),
         )
     return info.model_uri
@@ -184,14 +192,6 @@ def download(run_id: str, artifact_path: str, dst: str | os.PathLike[str]) -> Pa
         return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=str(dst)))
     except (MlflowException, OSError):
         return None
-
-
-def _signature_frame(frame: pd.DataFrame, types: Mapping[str, str]) -> pd.DataFrame:
-    """Every record column as float64 or string, the types the signature promises."""
-    out = frame.copy()
-    for col in out.columns:
-        out[col] = out[col].astype("float64") if types.get(col) == "double" else out[col].astype(object)
-    return out
 
 
 def _requirements() -> list[str]:

@@ -60,6 +60,7 @@ negative-index fix-up to every signed one).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -102,9 +103,42 @@ class Unsupported(ValueError):
     """The booster holds something the kernels do not replay (categorical splits, linear trees, ...)."""
 
 
+def _portable_cache() -> None:
+    """With ``$NUMBA_CACHE_DIR`` set, keep these kernels in one folder there whatever the path of this file.
+
+    numba files a cache under a hash of the source's folder, so each copy of painml (MLflow copies the
+    package into every logged model, and downloads a model to a new temporary folder on each load)
+    compiled again. numba stamps a source by its content, so one folder serves every identical copy:
+    a worker compiles at most once, and only when no worker has before.
+    """
+    try:
+        from numba.core import caching, config
+    except ImportError:  # pragma: no cover - numba reorganised
+        return
+
+    class PortableCacheLocator(caching.UserProvidedCacheLocator):
+        def __init__(self, py_func, py_file):
+            super().__init__(py_func, py_file)
+            self._cache_path = os.path.join(config.CACHE_DIR, "painml-trees")
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if os.path.abspath(py_file) != os.path.abspath(__file__):
+                return None
+            return super().from_function(py_func, py_file)
+
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)
+    locators = getattr(impl, "_locator_classes", None)
+    if isinstance(locators, list) and not any(c.__name__ == "PortableCacheLocator" for c in locators):
+        locators.insert(0, PortableCacheLocator)
+
+
+_portable_cache()
+
+
 def _kernel(function: Callable) -> Callable:
-    """``njit(nogil=True)``, cached on disk when numba has somewhere to write (the package folder, else
-    ``~/.cache`` or ``$NUMBA_CACHE_DIR``); on a read-only system it compiles in every process instead."""
+    """``njit(nogil=True)``, cached on disk when numba has somewhere to write (``$NUMBA_CACHE_DIR``, else
+    the package folder, else ``~/.cache``); on a read-only system it compiles in every process instead."""
     try:
         return njit(cache=True, nogil=True)(function)
     except RuntimeError:
