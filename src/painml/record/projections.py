@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-import pandera.pandas as pa
-
 from painml.record.columns import (
     BLOCKS,
     BY_NAME,
@@ -23,6 +21,7 @@ from painml.record.columns import (
     TRUE_PREFIX,
     Column,
 )
+from painml.record.pandera_import import pa
 from painml.record.vocabulary import block_title
 
 

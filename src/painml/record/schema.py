@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pandera.errors import SchemaErrors
 from rich.console import Console
 
 from painml.record.columns import (
@@ -40,6 +39,7 @@ from painml.record.columns import (
 )
 from painml.record.files import iter_raw, read_raw
 from painml.record.labels import relabel
+from painml.record.pandera_import import SchemaErrors
 from painml.record.problems import Problem, SchemaError, _count, _python
 from painml.record.projections import pandera_schema
 
