@@ -195,7 +195,8 @@ def record_json_schema(classes: list[str] | None = None) -> dict[str, Any]:
 def _field_schema(column: Column) -> dict[str, Any]:
     out: dict[str, Any] = {"description": column.meaning}
     if column.kind == "binary":
-        out["type"] = ["boolean", "null"]
+        # JSON clients send true/false or 1/0; both are read as the same finding.
+        out["anyOf"] = [{"type": "boolean"}, {"type": "integer", "enum": [0, 1]}, {"type": "null"}]
     elif column.kind in ("integer", "number"):
         out["type"] = ["integer" if column.kind == "integer" else "number", "null"]
         if column.low is not None:
