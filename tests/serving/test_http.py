@@ -191,6 +191,8 @@ def test_health_model_and_docs(client, served):
         ('{"age": -Infinity}', 400, "-Infinity is not a number"),
         ('{"age": NaN}', 400, "NaN is not a number"),
         ('{"age": 50, "age": 60}', 400, "'age' appears twice"),
+        ('[{"site": {}}]', 422, "holds a JSON object or list"),
+        ('{"age": [70]}', 422, "holds a JSON object or list"),
     ],
 )
 def test_hostile_but_parseable_bodies_get_4xx_naming_the_problem(client, body, status, needle):

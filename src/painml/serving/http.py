@@ -416,7 +416,7 @@ def _parse(body: bytes) -> Any:
     except RecursionError:
         raise RequestProblem(400, "the body nests too deeply; a patient record is one JSON object") from None
     if isinstance(payload, dict):
-        return payload
+        return _scalars([payload])[0]
     if isinstance(payload, list):
         if not payload:
             raise RequestProblem(422, "the list of records is empty")
@@ -428,10 +428,23 @@ def _parse(body: bytes) -> Any:
                 f"each record must be a JSON object of field: value pairs; these are not: {shown}",
                 [{"row": i, "field": None, "value": None, "problem": "not a JSON object"} for i in wrong[:50]],
             )
-        return payload
+        return _scalars(payload)
     raise RequestProblem(
         422, f"expected a patient record (a JSON object) or a list of them, got {type(payload).__name__}"
     )
+
+
+def _scalars(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``records`` when every value is a scalar; a field holding an object or a list is a 422 naming it."""
+    nested = [
+        {"row": row, "field": field, "value": None, "problem": f"expected a single value, not a JSON {kind}"}
+        for row, record in enumerate(records, start=1)
+        for field, value in record.items()
+        if (kind := "object" if isinstance(value, dict) else "list" if isinstance(value, list) else None)
+    ]
+    if nested:
+        raise RequestProblem(422, "a field holds a JSON object or list: see problems", nested[:50])
+    return records
 
 
 def _error(status: int, detail: str, problems: list[dict[str, Any]] | None = None) -> JSONResponse:
