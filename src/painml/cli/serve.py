@@ -50,13 +50,19 @@ DEFAULT_MODEL = DEFAULT_MODEL_URI
 
 def _load(model: str, tracking_uri: str | None):
     # lazy: each command imports only what it runs (a one-patient command starts in well under a second)
+    from painml.model.bundle import ModelFolderError
     from painml.serving.predictor import ModelNotFound, Predictor
+    from painml.tracking.store import StoreUnavailable
 
     try:
         return Predictor.from_uri(model, tracking_uri=tracking_uri)
+    except (StoreUnavailable, ModelFolderError) as error:
+        err.print(str(error), markup=False)
+        raise typer.Exit(2) from None
     except ModelNotFound as error:
-        err.print(f"[red]no model[/]: {error}", markup=True)
-        err.print("Train and register one first: painml train --config configs/default.yaml", markup=False)
+        err.print(f"no model: {error}", markup=False)
+        if error.absent:
+            err.print("Train and register one first: painml train --config configs/default.yaml", markup=False)
         raise typer.Exit(2) from None
 
 
