@@ -191,8 +191,9 @@ def test_health_model_and_docs(client, served):
         ('{"age": -Infinity}', 400, "-Infinity is not a number"),
         ('{"age": NaN}', 400, "NaN is not a number"),
         ('{"age": 50, "age": 60}', 400, "'age' appears twice"),
-        ('[{"site": {}}]', 422, "holds a JSON object or list"),
-        ('{"age": [70]}', 422, "holds a JSON object or list"),
+        ('[{"site": {}}]', 422, "values no patient record field can"),
+        ('{"age": [70]}', 422, "values no patient record field can"),
+        ('[{"site": false}, {"age": 50}]', 422, "values no patient record field can"),
     ],
 )
 def test_hostile_but_parseable_bodies_get_4xx_naming_the_problem(client, body, status, needle):
@@ -293,3 +294,11 @@ def test_records_the_fast_checker_refuses_are_scored_off_the_event_loop(served, 
     assert plain.status_code == 200 == as_text.status_code
     assert not threads[0].startswith("painml-predict")
     assert threads[1].startswith("painml-predict")
+
+
+def test_whole_number_identifiers_are_read_as_their_digits(client):
+    rows = _post(client, [{"patient_id": 5, "age": 60}, {"patient_id": "P-6", "site": 12}, {"patient_id": 7.0}]).json()
+    assert [r["patient_id"] for r in rows] == ["5", "P-6", "7"]
+    assert _post(client, {"patient_id": 5, "age": 60}).json()["patient_id"] == "5"
+    refused = _post(client, {"patient_id": 5.5})
+    assert refused.status_code == 422 and refused.json()["problems"][0]["field"] == "patient_id"

@@ -206,6 +206,9 @@ def _field_schema(column: Column) -> dict[str, Any]:
     elif column.kind == "category":
         out["type"] = ["string", "null"]
         out["enum"] = [*column.allowed, None]
+    elif column.kind == "id":
+        out["type"] = ["string", "integer", "null"]  # a whole number is read as its digits
+        out["minimum"], out["maximum"] = -(10**30 - 1), 10**30 - 1  # up to 30 digits
     else:
         out["type"] = ["string", "null"]
     return out

@@ -52,6 +52,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from painml.record.columns import INPUT_COLUMNS
 from painml.record.gate import RecordChecker
 from painml.record.problems import SchemaError
 from painml.record.projections import record_json_schema
@@ -74,7 +75,8 @@ DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_WORKERS = 2
 DEFAULT_BODY_TIMEOUT_S = 30.0
 MAX_DIGITS = 30
-"""Longest integer literal read; no field of a patient record needs more digits."""
+"""Longest integer literal read; no field of a patient record needs more digits (identifiers included,
+as the record's JSON schema declares)."""
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
@@ -434,17 +436,36 @@ def _parse(body: bytes) -> Any:
     )
 
 
+_ID_FIELDS = frozenset(c.name for c in INPUT_COLUMNS if c.kind == "id")
+
+
 def _scalars(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``records`` when every value is a scalar; a field holding an object or a list is a 422 naming it."""
-    nested = [
-        {"row": row, "field": field, "value": None, "problem": f"expected a single value, not a JSON {kind}"}
-        for row, record in enumerate(records, start=1)
-        for field, value in record.items()
-        if (kind := "object" if isinstance(value, dict) else "list" if isinstance(value, list) else None)
-    ]
-    if nested:
-        raise RequestProblem(422, "a field holds a JSON object or list: see problems", nested[:50])
+    """``records`` when every value is a scalar, identifiers (``patient_id``, ``site``) as text.
+
+    A field holding an object or a list is a 422 naming it; an identifier sent
+    as a whole number is read as its digits (a list would otherwise turn ``5``
+    into ``5.0``), as true/false or a fraction it is a 422.
+    """
+    problems = []
+    for row, record in enumerate(records, start=1):
+        for field, value in record.items():
+            if isinstance(value, dict | list):
+                kind = "object" if isinstance(value, dict) else "list"
+                problems.append(_nested(row, field, f"expected a single value, not a JSON {kind}"))
+            elif field in _ID_FIELDS and value is not None and not isinstance(value, str):
+                if isinstance(value, int) and not isinstance(value, bool):
+                    record[field] = str(value)
+                elif isinstance(value, float) and value.is_integer():  # JSON Schema's integers include 5.0
+                    record[field] = str(int(value))
+                else:
+                    problems.append({**_nested(row, field, "expected text or a whole number"), "value": value})
+    if problems:
+        raise RequestProblem(422, "some fields hold values no patient record field can: see problems", problems[:50])
     return records
+
+
+def _nested(row: int, field: str, problem: str) -> dict[str, Any]:
+    return {"row": row, "field": field, "value": None, "problem": problem}
 
 
 def _error(status: int, detail: str, problems: list[dict[str, Any]] | None = None) -> JSONResponse:
