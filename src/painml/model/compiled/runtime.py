@@ -150,7 +150,12 @@ class CompiledModel:
             raise Unsupported(f"{path} has no SHA-256 of its contents (saved by an older painml)")
         if recorded != _digest(spec, arrays):
             raise Damaged(f"{path}: its contents do not match the SHA-256 recorded when it was saved")
-        return cls({**spec, DIGEST_KEY: recorded}, arrays)
+        try:
+            return cls({**spec, DIGEST_KEY: recorded}, arrays)
+        except Unsupported:
+            raise
+        except (ValueError, KeyError, TypeError, IndexError) as error:
+            raise Damaged(f"{path}: not a compiled model painml can read ({error})") from None
 
     @property
     def temperature_factor(self) -> float:
