@@ -59,6 +59,8 @@ def server(trained_store, tmp_path_factory) -> Iterator[Running]:
         "--body-timeout",
         "1",
         "--access-log",
+        "--max-connections",
+        "20",
     ]
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     with log.open("w") as err_file, out.open("w") as out_file:
@@ -125,6 +127,20 @@ def test_a_hang_up_is_one_short_line_and_access_lines_hold_no_patient_data(serve
     assert sum("hung up" in line for line in lines.splitlines()) == 1
     assert '"POST /predict?reasons=1 HTTP/1.1" 200' in lines
     assert "SECRET" not in lines
+
+
+def test_connections_beyond_the_cap_get_503(server):
+    import httpx
+
+    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(20)]
+    try:
+        time.sleep(0.2)
+        assert httpx.get(f"{server.url}/health").status_code == 503
+    finally:
+        for s in idle:
+            s.close()
+    time.sleep(0.2)
+    assert httpx.get(f"{server.url}/health").status_code == 200
 
 
 def test_schemathesis_finds_no_server_error_or_schema_mismatch(server, tmp_path):
