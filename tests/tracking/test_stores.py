@@ -165,12 +165,12 @@ print(store.ensure_experiment("both", sys.argv[1]))
 """
 
 
-@pytest.mark.slow  # three processes import MLflow
+@pytest.mark.slow  # two processes import MLflow
 def test_two_trainings_on_a_new_store_both_land(tmp_path):
     """Both open (and so create and migrate) the same new SQLite store at the same moment."""
     uri = "sqlite:///" + (tmp_path / "new" / "mlflow.db").as_posix()
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    start_at = str(time.time() + 12)  # both import MLflow first, then start together
+    start_at = str(time.time() + 10)  # both import MLflow first, then start together
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", _CREATE, uri, start_at],
@@ -180,8 +180,8 @@ def test_two_trainings_on_a_new_store_both_land(tmp_path):
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(3)
+        for _ in range(2)
     ]
     outcomes = [p.communicate(timeout=180) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0, 0], [err[-1500:] for _, err in outcomes]
+    assert [p.returncode for p in procs] == [0, 0], [err[-1500:] for _, err in outcomes]
     assert len({out.strip() for out, _ in outcomes}) == 1
