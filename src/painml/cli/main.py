@@ -320,6 +320,9 @@ def explain(
     except (StoreUnavailable, ModelNotFound, ModelFolderError) as error:
         err.print(f"no model to explain: {error}", markup=False, soft_wrap=True)
         raise typer.Exit(2) from None
+    except OSError as error:  # the input or the output folder
+        err.print(f"{error.filename or out}: {error.strerror or error}", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
     console.print(f"wrote {len(written)} files to {out}")
 
 
