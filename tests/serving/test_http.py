@@ -180,3 +180,125 @@ def test_health_model_and_docs(client, served):
     assert "age" in spec["components"]["schemas"]["PatientRecord"]["properties"]
     assert client.get("/docs").status_code == 200
     assert client.get("/nowhere").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        ("[" * 50_000 + "]" * 50_000, 400, "nests too deeply"),
+        ('{"age": ' + "7" * 5_000 + "}", 422, "5,000 digits"),
+        ('{"age": 1e400}', 422, "1e400 is out of range"),
+        ('{"age": -Infinity}', 400, "-Infinity is not a number"),
+        ('{"age": NaN}', 400, "NaN is not a number"),
+        ('{"age": 50, "age": 60}', 400, "'age' appears twice"),
+        ('[{"site": {}}]', 422, "values no patient record field can"),
+        ('{"age": [70]}', 422, "values no patient record field can"),
+        ('[{"site": false}, {"age": 50}]', 422, "values no patient record field can"),
+    ],
+)
+def test_hostile_but_parseable_bodies_get_4xx_naming_the_problem(client, body, status, needle):
+    response = _post(client, body)
+    assert response.status_code == status, response.text
+    assert needle in response.json()["detail"]
+
+
+def test_error_bodies_match_the_declared_schema(client, served):
+    """Every 4xx body, 422 included, is the Error object the OpenAPI document declares."""
+    import jsonschema_rs
+
+    spec = client.get("/openapi.json").json()
+    error_schema = spec["components"]["schemas"]["Error"]
+    responses = spec["paths"]["/predict"]["post"]["responses"]
+    assert responses["422"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    assert "HTTPValidationError" not in json.dumps(spec)
+    for response in (
+        _post(client, {**served.records[0], "age": 300}),
+        _post(client, served.records[0], reasons="lots"),
+        _post(client, "{not json"),
+        client.get("/predict"),
+    ):
+        assert response.status_code >= 400
+        jsonschema_rs.validate(error_schema, response.json())
+
+
+def test_binary_fields_declare_and_accept_0_and_1(client, served):
+    spec = client.get("/openapi.json").json()
+    field = spec["components"]["schemas"]["PatientRecord"]["properties"]["brush_allodynia"]
+    assert {"type": "integer", "enum": [0, 1]} in field["anyOf"]
+    as_numbers = _post(client, {"age": 60, "brush_allodynia": 1, "burning": 0})
+    as_booleans = _post(client, {"age": 60, "brush_allodynia": True, "burning": False})
+    assert as_numbers.status_code == 200 == as_booleans.status_code
+    assert as_numbers.json() == as_booleans.json()
+
+
+def test_a_wrong_method_is_405_with_allow(client):
+    response = client.get("/predict")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+
+
+def test_model_shows_the_training_file_by_name_and_hash_only(served):
+    predictor = Predictor(served.predictor.bundle, served.predictor.name, served.predictor.version)
+    described = predictor.describe()
+    lineage = {"source": "file", "path": "/home/clinic/exports/cohort-2026.csv", "sha256": "ab" * 32}
+    predictor.describe = lambda: {**described, "lineage": lineage, "uri": "/srv/models/pain-v3"}
+    with TestClient(create_app(predictor)) as c:
+        shown = c.get("/model").json()
+    assert shown["lineage"] == {**lineage, "path": "cohort-2026.csv"}
+    assert shown["uri"] == "pain-v3"
+    assert "/home/" not in json.dumps(shown) and "/srv/" not in json.dumps(shown)
+
+
+def test_host_header_must_be_on_the_allow_list(served):
+    app = create_app(served.predictor, allowed_hosts=["127.0.0.1", "localhost", "::1"])
+    with TestClient(app, base_url="http://localhost:8000") as c:
+        assert c.get("/health").status_code == 200
+        for host in ("127.0.0.1:8000", "[::1]:8000", "LOCALHOST"):
+            assert c.get("/health", headers={"host": host}).status_code == 200, host
+        refused = c.get("/health", headers={"host": "attacker.example"})
+        assert refused.status_code == 400
+        assert "attacker.example" in refused.json()["detail"]
+        assert _post(c, served.records[0], **{}).status_code == 200
+        assert c.post("/predict", json=served.records[0], headers={"host": "rebound.example:8000"}).status_code == 400
+
+
+def test_bearer_token_is_required_when_set(served):
+    token = "s3cret-token-of-the-clinic"
+    with TestClient(create_app(served.predictor, token=token)) as c:
+        assert c.get("/health").status_code == 401
+        missing = _post(c, served.records[0])
+        assert missing.status_code == 401 and missing.headers["www-authenticate"].startswith("Bearer")
+        wrong = c.get("/model", headers={"authorization": "Bearer " + token[:-1]})
+        assert wrong.status_code == 401
+        good = c.post("/predict", json=served.records[0], headers={"authorization": f"Bearer {token}"})
+        assert good.status_code == 200
+
+
+def test_records_the_fast_checker_refuses_are_scored_off_the_event_loop(served, monkeypatch):
+    """A decimal sent as text goes through pandas and pandera: on a worker thread, not the event loop."""
+    import threading
+
+    predictor = Predictor(served.predictor.bundle, served.predictor.name, served.predictor.version)
+    threads = []
+    original = predictor.predict_one
+
+    def spy(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(predictor, "predict_one", spy)
+    with TestClient(create_app(predictor)) as c:
+        threads.clear()
+        plain = _post(c, {"age": 70, "pain_intensity": 6})
+        as_text = _post(c, {"age": 70, "hba1c": "6.5"})
+    assert plain.status_code == 200 == as_text.status_code
+    assert not threads[0].startswith("painml-predict")
+    assert threads[1].startswith("painml-predict")
+
+
+def test_whole_number_identifiers_are_read_as_their_digits(client):
+    rows = _post(client, [{"patient_id": 5, "age": 60}, {"patient_id": "P-6", "site": 12}, {"patient_id": 7.0}]).json()
+    assert [r["patient_id"] for r in rows] == ["5", "P-6", "7"]
+    assert _post(client, {"patient_id": 5, "age": 60}).json()["patient_id"] == "5"
+    refused = _post(client, {"patient_id": 5.5})
+    assert refused.status_code == 422 and refused.json()["problems"][0]["field"] == "patient_id"

@@ -202,10 +202,22 @@ def test_saved_compiled_model_equals_the_estimators(served, tmp_path):
     np.testing.assert_array_equal(reread.proba(X), proba[:, order])
 
 
-@pytest.mark.parametrize("damage", ["garbage", "another model's"])
-def test_a_compiled_file_that_cannot_serve_is_not_used(served, tmp_path, caplog, damage):
-    """A corrupt compiled.npz, or one made for another model.skops, is set aside with a warning: the
-    estimator beside it is compiled instead and the answers are the model's own."""
+def test_a_corrupt_compiled_file_is_refused_by_name(served, tmp_path):
+    """A compiled.npz that is not what was saved means a damaged folder: refused, not silently replaced."""
+    import shutil
+
+    from painml.model.bundle import COMPILED_FILE, ModelFolderError
+
+    folder = tmp_path / "bundle"
+    shutil.copytree(served.predictor.folder, folder)
+    (folder / COMPILED_FILE).write_text("not a compiled model")
+    with pytest.raises(ModelFolderError, match=COMPILED_FILE):
+        Predictor.from_folder(folder)
+
+
+def test_a_compiled_file_of_another_model_is_not_used(served, tmp_path, caplog):
+    """A compiled.npz made for another model.skops is set aside with a warning: the estimator beside it
+    is compiled instead and the answers are the model's own."""
     import logging
     import shutil
 
@@ -213,12 +225,9 @@ def test_a_compiled_file_that_cannot_serve_is_not_used(served, tmp_path, caplog,
 
     folder = tmp_path / "bundle"
     shutil.copytree(served.predictor.folder, folder)
-    if damage == "garbage":
-        (folder / COMPILED_FILE).write_text("not a compiled model")
-    else:
-        family = "logistic" if served.predictor.metadata.family == "gbm" else "gbm"
-        other = Predictor.from_uri(f"runs:/{served.store.result.run_id}/{family}", tracking_uri=served.store.uri)
-        shutil.copy(other.folder / COMPILED_FILE, folder / COMPILED_FILE)
+    family = "logistic" if served.predictor.metadata.family == "gbm" else "gbm"
+    other = Predictor.from_uri(f"runs:/{served.store.result.run_id}/{family}", tracking_uri=served.store.uri)
+    shutil.copy(other.folder / COMPILED_FILE, folder / COMPILED_FILE)
     with caplog.at_level(logging.WARNING, logger="painml.model.bundle"):
         p = Predictor.from_folder(folder)
         rows = p.predict_many(served.records[:5], reasons=2)

@@ -287,14 +287,21 @@ def promote(
     tracking_uri: TrackingOption = None,
 ) -> None:
     """Make the candidate the champion if it beats the champion on the same evaluation."""
+    from painml.jobs.promote import NothingToPromote
     from painml.jobs.promote import promote as run_promotion
+    from painml.model.bundle import ModelFolderError
     from painml.record.schema import SchemaError
+    from painml.tracking.registry import ModelNotFound
+    from painml.tracking.store import StoreUnavailable
 
     try:
         console.print(run_promotion(name, tracking_uri=tracking_uri, version=version, data_path=data))
     except SchemaError as error:
         err.print(f"[red]{data} is not valid[/]\n{error.report()}")
         raise typer.Exit(1) from None
+    except (NothingToPromote, StoreUnavailable, ModelNotFound, ModelFolderError) as error:
+        err.print(str(error.args[0] if error.args else error), markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -311,8 +318,14 @@ def explain(
 ) -> None:
     """SHAP plots (beeswarm, bar, class comparison, dependence, waterfalls) for any cohort."""
     from painml.jobs.explain import explain_command
+    from painml.model.bundle import ModelFolderError
     from painml.record.schema import SchemaError
+    from painml.tracking.registry import ModelNotFound
+    from painml.tracking.store import StoreUnavailable
 
+    if out.exists() and not out.is_dir():
+        err.print(f"--out {out} is a file: give a folder for the plots (it is created if missing)", markup=False)
+        raise typer.Exit(2)
     try:
         written = explain_command(model, input, out, patient_id or None, tracking_uri)
     except SchemaError as error:
@@ -320,6 +333,12 @@ def explain(
         raise typer.Exit(1) from None
     except KeyError as error:
         err.print(f"[red]{error.args[0]}[/]")
+        raise typer.Exit(2) from None
+    except (StoreUnavailable, ModelNotFound, ModelFolderError) as error:
+        err.print(f"no model to explain: {error}", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except OSError as error:  # the input or the output folder
+        err.print(f"{error.filename or out}: {error.strerror or error}", markup=False, soft_wrap=True)
         raise typer.Exit(2) from None
     console.print(f"wrote {len(written)} files to {out}")
 

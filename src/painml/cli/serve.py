@@ -4,7 +4,8 @@
   or as ``FIELD=VALUE`` arguments; a readable summary, or JSON with ``--json``;
 - ``batch``: a CSV or Parquet file in chunks, output written atomically,
   rejected rows to ``OUTPUT.errors.csv``;
-- ``http``: the FastAPI app (:mod:`painml.serving.http`) under uvicorn, on 127.0.0.1 by default.
+- ``http``: the FastAPI app (:mod:`painml.serving.http`) under uvicorn (:mod:`painml.serving.server`),
+  on 127.0.0.1 by default; a token is required to listen anywhere else.
 
 Every command takes ``--model`` (default ``models:/painml-pain-type@champion``)
 and ``--tracking-uri`` (else ``$MLFLOW_TRACKING_URI``, else ``./mlflow.db``).
@@ -49,13 +50,19 @@ DEFAULT_MODEL = DEFAULT_MODEL_URI
 
 def _load(model: str, tracking_uri: str | None):
     # lazy: each command imports only what it runs (a one-patient command starts in well under a second)
+    from painml.model.bundle import ModelFolderError
     from painml.serving.predictor import ModelNotFound, Predictor
+    from painml.tracking.store import StoreUnavailable
 
     try:
         return Predictor.from_uri(model, tracking_uri=tracking_uri)
+    except (StoreUnavailable, ModelFolderError) as error:
+        err.print(str(error), markup=False)
+        raise typer.Exit(2) from None
     except ModelNotFound as error:
-        err.print(f"[red]no model[/]: {error}", markup=True)
-        err.print("Train and register one first: painml train --config configs/default.yaml", markup=False)
+        err.print(f"no model: {error}", markup=False)
+        if error.absent:
+            err.print("Train and register one first: painml train --config configs/default.yaml", markup=False)
         raise typer.Exit(2) from None
 
 
@@ -297,22 +304,114 @@ def http(
         int, typer.Option("--max-body-bytes", min=1, help="Larger requests get 413.")
     ] = 1_000_000,
     timeout: Annotated[float, typer.Option("--timeout", min=0.01, help="Seconds per request before 503.")] = 10.0,
-    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log every request.")] = False,
+    header_timeout: Annotated[
+        float, typer.Option("--header-timeout", min=0.1, help="Seconds for a request's headers to arrive.")
+    ] = 10.0,
+    body_timeout: Annotated[
+        float, typer.Option("--body-timeout", min=0.1, help="Seconds for a request's body to arrive (else 408).")
+    ] = 30.0,
+    max_connections: Annotated[
+        int, typer.Option("--max-connections", min=1, help="Connections served at once; beyond, 503.")
+    ] = 100,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="Host name clients use to reach the server (repeatable; '*' for any). "
+            "Default: the --host address and localhost.",
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-file",
+            help="File holding the bearer token clients must send; else $PAINML_HTTP_TOKEN. "
+            "Required unless --host is loopback.",
+        ),
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Server processes (one per core).")] = 1,
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="Log every request (method, path, status).")
+    ] = False,
     tracking_uri: TrackingOption = None,
 ) -> None:
     """Serve POST /predict, GET /health, GET /model and the OpenAPI docs (/docs) with uvicorn."""
-    # lazy: each command imports only what it runs (a one-patient command starts in well under a second)
-    import uvicorn
+    import os
 
     # lazy: each command imports only what it runs (a one-patient command starts in well under a second)
-    from painml.serving.http import create_app
+    from painml.serving.http import LOOPBACK_HOSTS, create_app, is_loopback
+    from painml.serving.server import TOKEN_ENV, ServerSettings, run
 
-    predictor = _load(model, tracking_uri)
-    app = create_app(predictor, max_body_bytes=max_body_bytes, timeout_s=timeout)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        err.print(f"[yellow]listening on {host}[/]: reachable from other machines; there is no authentication")
-    err.print(f"serving {predictor.name} v{predictor.version or '-'} on http://{host}:{port} (docs at /docs)")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=access_log)
+    token = _read_token(token_file, os.environ.get(TOKEN_ENV))
+    if token is None and not is_loopback(host):
+        err.print(
+            f"listening on {host} makes the server reachable from other machines: give it a token "
+            f"(--token-file FILE or ${TOKEN_ENV}) and put it behind a TLS reverse proxy (see the README)",
+            markup=False,
+        )
+        raise typer.Exit(2)
+    hosts = tuple(allowed_host or ()) or _default_hosts(host, LOOPBACK_HOSTS)
+    settings = ServerSettings(
+        model=model,
+        tracking_uri=tracking_uri,
+        host=host,
+        port=port,
+        allowed_hosts=hosts,
+        max_body_bytes=max_body_bytes,
+        timeout_s=timeout,
+        body_timeout_s=body_timeout,
+        header_timeout_s=header_timeout,
+        max_connections=max_connections,
+        workers=workers,
+        access_log=access_log,
+    )
+    predictor = _load(model, tracking_uri)  # also in the parent with workers: a wrong URI fails here, once
+    app = None
+    if workers == 1:
+        app = create_app(
+            predictor,
+            max_body_bytes=max_body_bytes,
+            timeout_s=timeout,
+            body_timeout_s=body_timeout,
+            allowed_hosts=hosts,
+            token=token,
+        )
+    shown = "any host name" if "*" in hosts else ", ".join(hosts)
+    err.print(
+        f"serving {predictor.name} v{predictor.version or '-'} on http://{host}:{port} (docs at /docs); "
+        f"answering Host {shown}" + ("; bearer token required" if token else ""),
+        markup=False,
+    )
+    run(settings, token, app)
+
+
+def _read_token(token_file: Path | None, from_env: str | None) -> str | None:
+    """The bearer token from ``--token-file`` (first line, trimmed), else the environment; None without."""
+    if token_file is not None:
+        try:
+            token = token_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as error:
+            err.print(f"cannot read the token file {token_file}: {getattr(error, 'strerror', None) or error}")
+            raise typer.Exit(2) from None
+        source = str(token_file)
+    elif from_env is not None and from_env.strip():
+        token, source = from_env.strip(), "the environment"
+    else:
+        return None
+    if len(token) < 16 or any(c.isspace() or not c.isprintable() for c in token):
+        err.print(f"the token in {source} must be at least 16 printable characters without spaces", markup=False)
+        raise typer.Exit(2)
+    return token
+
+
+def _default_hosts(host: str, loopback: tuple[str, ...]) -> tuple[str, ...]:
+    """The bound address and localhost; for a wildcard bind also this machine's names."""
+    names = [host.strip("[]"), *loopback]
+    if host in ("0.0.0.0", "::", "[::]"):
+        import socket
+
+        names += [socket.gethostname(), socket.getfqdn()]
+    return tuple(dict.fromkeys(n.lower() for n in names if n))
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,7 +42,7 @@ def write_plots(
     ``records_frame``: records in the patient-record schema (a DataFrame, a
     file path or :class:`painml.record.schema.Records`); validated first. Global plots
     use up to ``max_rows`` rows (a fixed random sample). Waterfalls: one per
-    requested ``patient_ids`` (named after the id), else for example patients
+    requested ``patient_ids`` (named after the id, see :func:`patient_stems`), else for example patients
     (``waterfall_example_<n>.png``, no identifiers). Also writes
     ``mean_abs_shap.csv`` and ``reasons.csv`` (top reasons of each waterfall).
     """
@@ -70,11 +71,12 @@ def write_plots(
     written.append(out / "mean_abs_shap.csv")
     reasons = []
     if patient_ids:
+        stems = patient_stems([str(p) for p in patient_ids])
         chosen = explain(bundle, records.features.iloc[positions], frame.iloc[positions])
         for i, pid in enumerate(patient_ids):
             k = int(chosen.predicted[i])
             title = f"Patient {pid}: why {chosen.classes[k]} (probability {chosen.proba[i, k]:.0%})"
-            written.append(_save(plot_waterfall(chosen, i, k, title=title), out / f"waterfall_{file_stem(pid)}.png"))
+            written.append(_save(plot_waterfall(chosen, i, k, title=title), out / f"waterfall_{stems[i]}.png"))
             reasons.append(
                 {
                     "patient_id": pid,
@@ -108,6 +110,18 @@ def write_plots(
     pd.DataFrame(reasons).to_csv(out / "reasons.csv", index=False)
     written.append(out / "reasons.csv")
     return written
+
+
+def patient_stems(patient_ids: Sequence[str]) -> list[str]:
+    """A distinct file-name stem per patient id: the id itself when it is file-name safe, else its safe
+    form plus a short hash of the id, so ``a/b`` and ``a_b`` never write the same file."""
+    stems = []
+    for pid in patient_ids:
+        stem = file_stem(pid)
+        if stem != pid or stem.lower() in {file_stem(p).lower() for p in patient_ids if p != pid}:
+            stem = f"{stem}_{hashlib.sha256(pid.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+        stems.append(stem)
+    return stems
 
 
 def _reason_columns(explanation: Explanation, row: int, k: int, n: int = 3) -> dict[str, str]:

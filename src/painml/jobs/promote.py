@@ -27,14 +27,24 @@ def promote(
     (only when the champion did not train on that file too). The metric is the
     candidate config's primary metric.
     """
-    store.use_store(store.resolve_tracking_uri(tracking_uri))
+    uri = store.resolve_tracking_uri(tracking_uri)
+    store.require_store(uri)  # a read until the verdict: never create a store here
+    store.use_store(uri)
+    versions = registry.model_versions(name)
+    if not versions:
+        names = registry.registered_names()
+        shown = f"registered: {', '.join(names)}" if names else "nothing is registered there"
+        raise NothingToPromote(f"no registered model named {name!r} in {uri} ({shown})")
     candidate = version or registry.get_alias_version(name, registry.CANDIDATE)
     if candidate is None:
-        return f"{name} has no candidate version to promote"
+        raise NothingToPromote(
+            f"{name} has no candidate version to promote; pass --version (it has {_listed(versions)})"
+        )
+    if str(candidate) not in versions:
+        raise NothingToPromote(f"{name} has no version {candidate} (it has {_listed(versions)})")
     champion = registry.get_alias_version(name, registry.CHAMPION)
     if champion is None:
-        registry.set_alias(name, registry.CHAMPION, candidate)
-        return f"version {candidate} is now champion (there was no champion yet)"
+        return _move_champion(name, candidate, None, "(there was no champion yet)")
     if champion == candidate:
         return f"version {candidate} is already champion"
     cfg = _run_config(registry.version_run_id(name, candidate))
@@ -71,7 +81,7 @@ def promote(
     y = records.label.to_numpy(dtype=object)
     scores = {}
     for v in (candidate, champion):
-        predictor = Predictor.from_uri(f"models:/{name}/{v}")
+        predictor = Predictor.from_uri(f"models:/{name}/{v}", tracking_uri=uri)
         scores[v] = classification_metrics(y, predictor.predict_proba(records.features), predictor.classes)[primary]
     wins = scores[candidate] > scores[champion] if higher_is_better(primary) else scores[candidate] < scores[champion]
     verdict = (
@@ -79,9 +89,42 @@ def promote(
         f"champion v{champion} {scores[champion]:.4f}"
     )
     if wins:
-        registry.set_alias(name, registry.CHAMPION, candidate)
-        return f"promoted: version {candidate} is now champion; {verdict}"
+        return _move_champion(name, candidate, champion, verdict)
     return f"not promoted: champion stays version {champion}; {verdict}"
+
+
+class NothingToPromote(LookupError):
+    """The model, the version or the candidate to promote does not exist (a typo must not look like success)."""
+
+
+def _listed(versions: list[str]) -> str:
+    return "version " + versions[0] if len(versions) == 1 else "versions " + ", ".join(versions)
+
+
+def _move_champion(name: str, candidate: str, expected: str | None, why: str) -> str:
+    """Point ``champion`` at ``candidate`` if it still is where this promotion found it, and say what happened.
+
+    The registry has no compare-and-set: two promotions at once can both move
+    the alias. Reading it before and after keeps each one's message true.
+    """
+    before = registry.get_alias_version(name, registry.CHAMPION)
+    if before != expected:
+        return (
+            f"not promoted: another promotion moved champion to version {before} while this one compared "
+            f"(it expected {'no champion' if expected is None else f'version {expected}'}); run promote again"
+        )
+    registry.set_alias(name, registry.CHAMPION, candidate)
+    after = registry.get_alias_version(name, registry.CHAMPION)
+    if after != candidate:
+        return (
+            f"not promoted: version {candidate} was set as champion, "
+            f"but another promotion has since set version {after}"
+        )
+    return (
+        f"promoted: version {candidate} is now champion; {why}"
+        if expected
+        else f"version {candidate} is now champion {why}"
+    )
 
 
 def _fitted_on_every_row(name: str, version: str) -> bool:

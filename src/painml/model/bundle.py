@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from painml.model import calibration
-from painml.model.compiled.runtime import CompiledModel, Unsupported
+from painml.model.compiled.runtime import CompiledModel, Damaged, Unsupported
 from painml.model.metadata import BundleMetadata
 from painml.record.columns import BY_NAME, FEATURE_COLUMNS
 
@@ -53,6 +53,13 @@ TRUSTED_TYPES = [
     "sklearn.calibration._SigmoidCalibration",
     "sklearn.model_selection._split.StratifiedKFold",  # the inner folds of a penalty chosen by cross-validation
 ]
+
+
+class ModelFolderError(ValueError):
+    """A model folder that cannot serve: a file missing, unreadable, damaged or of untrusted content.
+
+    The message names the file and what is wrong with it.
+    """
 
 
 class ModelBundle:
@@ -80,6 +87,11 @@ class ModelBundle:
                 if self._estimator is None:
                     self._estimator = _load_estimator(self.folder)
         return self._estimator
+
+    @property
+    def has_estimator(self) -> bool:
+        """Whether the estimator is in memory or its file is beside the metadata."""
+        return self._estimator is not None or (self.folder is not None and (self.folder / ESTIMATOR_FILE).exists())
 
     @property
     def classes(self) -> list[str]:
@@ -130,20 +142,39 @@ class ModelBundle:
         return self._compiled  # type: ignore[return-value]
 
     def _read_compiled(self) -> CompiledModel | None:
-        """``compiled.npz`` if present, readable and made from the ``model.skops`` beside it; else None, with
-        a warning when there was a file that could not serve (the estimator is compiled instead)."""
+        """``compiled.npz`` if present and made from the ``model.skops`` beside it; else None (the estimator
+        is compiled instead, with a warning when a file was there).
+
+        A file whose contents do not match the SHA-256 recorded at save is refused
+        (:class:`ModelFolderError`). A file made for another estimator file is
+        replaced by compiling that estimator, unless the estimator cannot be
+        loaded: then it is damaged, and the compiled model serves alone.
+        """
         path = None if self.folder is None else self.folder / COMPILED_FILE
         if path is None or not path.exists():
             return None
         try:
             compiled = CompiledModel.load(path)
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, Unsupported) as error:
-            log.warning("%s cannot be read (%s); compiling %s instead", path, error, ESTIMATOR_FILE)
+        except Damaged as error:
+            raise ModelFolderError(str(error)) from None
+        except Unsupported as error:
+            if not self.has_estimator:
+                raise ModelFolderError(f"{error}, and there is no {ESTIMATOR_FILE} to compile instead") from None
+            log.warning("%s cannot be used (%s); compiling %s instead", path, error, ESTIMATOR_FILE)
             return None
-        if compiled.spec.get("estimator_sha256") != _sha256(self.folder / ESTIMATOR_FILE):
-            log.warning("%s was made for another %s; compiling the estimator instead", path, ESTIMATOR_FILE)
-            return None
-        return compiled
+        estimator_file = self.folder / ESTIMATOR_FILE
+        if not estimator_file.exists():
+            log.warning("%s is missing: scoring from %s alone", estimator_file, COMPILED_FILE)
+            return compiled
+        if compiled.spec.get("estimator_sha256") == _sha256(estimator_file):
+            return compiled
+        try:
+            self.estimator  # noqa: B018 - loads it, or finds it damaged
+        except ModelFolderError as error:
+            log.warning("%s; scoring from %s, which was saved with the original", error, COMPILED_FILE)
+            return compiled
+        log.warning("%s was made for another %s; compiling the estimator instead", path, ESTIMATOR_FILE)
+        return None
 
     def _compile(self) -> CompiledModel | None:
         # lazy: serving a compiled model reads neither scikit-learn nor skops
@@ -181,12 +212,26 @@ class ModelBundle:
 
     @classmethod
     def load(cls, folder: str | Path) -> ModelBundle:
-        """The metadata now; the estimator when first used (``ValueError`` then if it holds untrusted types)."""
+        """The metadata now; the estimator when first used. :class:`ModelFolderError` names the file
+        when the metadata is missing or invalid, or neither the estimator nor its compiled form is there."""
         folder = Path(folder)
         file = folder / METADATA_FILE
-        metadata = BundleMetadata.from_json(json.loads(file.read_text()), str(file))
-        if not (folder / ESTIMATOR_FILE).exists():
-            raise FileNotFoundError(f"{folder}: no {ESTIMATOR_FILE}")
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ModelFolderError(f"{file}: missing; every model folder has one") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ModelFolderError(f"{file}: not readable JSON ({error})") from None
+        if not isinstance(data, dict):
+            raise ModelFolderError(f"{file}: expected a JSON object, found {type(data).__name__}")
+        try:
+            metadata = BundleMetadata.from_json(data, str(file))
+        except (TypeError, ValueError) as error:
+            raise ModelFolderError(str(error) if str(file) in str(error) else f"{file}: {error}") from None
+        if not metadata.classes or not all(isinstance(c, str) for c in metadata.classes):
+            raise ModelFolderError(f"{file}: 'classes' must be a non-empty list of class names")
+        if not (folder / ESTIMATOR_FILE).exists() and not (folder / COMPILED_FILE).exists():
+            raise ModelFolderError(f"{folder}: neither {ESTIMATOR_FILE} nor {COMPILED_FILE} is there")
         return cls(metadata=metadata, folder=folder)
 
 
@@ -199,13 +244,21 @@ def _load_estimator(folder: Path | None) -> Any:
     import skops.io as sio
 
     file = Path(folder) / ESTIMATOR_FILE
-    untrusted = set(sio.get_untrusted_types(file=file)) - set(TRUSTED_TYPES)
+    if not file.exists():
+        raise ModelFolderError(f"{file}: missing; it is needed for explanations, reports and this model's scoring")
+    try:
+        untrusted = set(sio.get_untrusted_types(file=file)) - set(TRUSTED_TYPES)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as error:
+        raise ModelFolderError(f"{file}: not a readable skops file ({error or type(error).__name__})") from None
     if untrusted:
         hint = ""
         if any(name.startswith("painml.") for name in untrusted):
             hint = " (this model was saved by an older painml whose classes have moved: retrain it)"
-        raise ValueError(f"{folder}: refusing to load untrusted types {sorted(untrusted)}{hint}")
-    return sio.load(file, trusted=TRUSTED_TYPES)
+        raise ModelFolderError(f"{file}: refusing to load untrusted types {sorted(untrusted)}{hint}")
+    try:
+        return sio.load(file, trusted=TRUSTED_TYPES)
+    except Exception as error:  # skops raises whatever the damaged part makes its loaders raise
+        raise ModelFolderError(f"{file}: cannot be loaded ({type(error).__name__}: {error})") from None
 
 
 def _canonical(features: Any) -> bool:

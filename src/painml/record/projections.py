@@ -198,7 +198,8 @@ def record_json_schema(classes: list[str] | None = None) -> dict[str, Any]:
 def _field_schema(column: Column) -> dict[str, Any]:
     out: dict[str, Any] = {"description": column.meaning}
     if column.kind == "binary":
-        out["type"] = ["boolean", "null"]
+        # JSON clients send true/false or 1/0; both are read as the same finding.
+        out["anyOf"] = [{"type": "boolean"}, {"type": "integer", "enum": [0, 1]}, {"type": "null"}]
     elif column.kind in ("integer", "number"):
         out["type"] = ["integer" if column.kind == "integer" else "number", "null"]
         if column.low is not None:
@@ -208,6 +209,9 @@ def _field_schema(column: Column) -> dict[str, Any]:
     elif column.kind == "category":
         out["type"] = ["string", "null"]
         out["enum"] = [*column.allowed, None]
+    elif column.kind == "id":
+        out["type"] = ["string", "integer", "null"]  # a whole number is read as its digits
+        out["minimum"], out["maximum"] = -(10**30 - 1), 10**30 - 1  # up to 30 digits
     else:
         out["type"] = ["string", "null"]
     return out

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from painml import DEFAULT_MODEL_NAME
-from painml.model.bundle import METADATA_FILE
-from painml.tracking.store import resolve_tracking_uri, use_store
+from painml.model.bundle import METADATA_FILE, ModelFolderError
+from painml.tracking.store import require_store, resolve_tracking_uri, use_store
 
 DEFAULT_MODEL_URI = f"models:/{DEFAULT_MODEL_NAME}@champion"
 
@@ -38,7 +38,11 @@ class Located:
 def locate(uri: str | None = None, tracking_uri: str | None = None) -> Located:
     """The bundle folder of ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/RUN/PATH`` or a folder.
 
-    Raises :class:`ModelNotFound` with a readable message when there is nothing there.
+    Raises :class:`ModelNotFound` with a readable message when there is nothing there
+    (``absent`` when the store answered and holds no such model),
+    :class:`painml.tracking.store.StoreUnavailable` when the store does not exist or
+    cannot be reached (a missing store is never created here), and
+    :class:`painml.model.bundle.ModelFolderError` for a folder that cannot serve.
     """
     uri = uri or DEFAULT_MODEL_URI
     local = Path(uri).expanduser()
@@ -47,6 +51,7 @@ def locate(uri: str | None = None, tracking_uri: str | None = None) -> Located:
     if not uri.startswith(("models:/", "runs:/")):
         raise ModelNotFound(f"{uri}: no such folder, and not a models:/ or runs:/ URI")
     store = resolve_tracking_uri(tracking_uri)
+    require_store(store)
     local_version = _sqlite_model_version(store, uri) if uri.startswith("models:/") else None
     if local_version is not None:
         name, version, run_id, path = local_version
@@ -62,8 +67,30 @@ def locate(uri: str | None = None, tracking_uri: str | None = None) -> Located:
         path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
     except MlflowException as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ModelNotFound(f"{uri} in {store}: {message}") from None
+        absent = error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
+        listing = _listing(uri) if absent and uri.startswith("models:/") else ""
+        raise ModelNotFound(f"{uri} in {store}: {message}{listing}", absent=absent) from None
+    except OSError as error:  # the artifact store behind a registered version
+        raise ModelNotFound(f"{uri} in {store}: its files cannot be read ({error})") from None
     return Located(bundle_folder(path), uri, name, version, _mlmodel(path).get("run_id"), store)
+
+
+def _listing(uri: str) -> str:
+    """What the registry does hold under the URI's model name: versions and aliases, or other names."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    name = uri[len("models:/") :].partition("@")[0].partition("/")[0]
+    try:
+        versions = model_versions(name)
+        if not versions:
+            names = registered_names()
+            return f"; registered models: {', '.join(names)}" if names else "; no model is registered there"
+        aliases = MlflowClient().get_registered_model(name).aliases
+    except MlflowException:
+        return ""
+    shown = ", ".join(f"{a} -> v{v}" for a, v in sorted(aliases.items())) or "none"
+    return f"; {name} has versions {', '.join(versions)} and aliases {shown}"
 
 
 CANDIDATE = "candidate"
@@ -119,6 +146,21 @@ def get_alias_version(name: str, alias: str) -> str | None:
     return None if version is None else str(version)
 
 
+def model_versions(name: str) -> list[str]:
+    """Versions of registered model ``name`` in ascending order; empty when there is no such model."""
+    from mlflow import MlflowClient
+
+    escaped = name.replace("'", "\\'")
+    return [str(v) for v in sorted(int(m.version) for m in MlflowClient().search_model_versions(f"name = '{escaped}'"))]
+
+
+def registered_names(limit: int = 20) -> list[str]:
+    """Names of the registered models of the store (up to ``limit``)."""
+    from mlflow import MlflowClient
+
+    return sorted(m.name for m in MlflowClient().search_registered_models(max_results=limit))
+
+
 def set_alias(name: str, alias: str, version: str | int) -> None:
     """Point ``alias`` of model ``name`` at ``version`` (moving it from any other version)."""
     from mlflow import MlflowClient
@@ -138,7 +180,14 @@ def version_run_id(name: str, version: str | int) -> str:
 
 
 class ModelNotFound(LookupError):
-    """No model at the URI given (or the registry, run or folder could not be read)."""
+    """No model at the URI given (or the registry, run or folder could not be read).
+
+    ``absent``: the store answered and has no such model (so "train one first" is the right hint).
+    """
+
+    def __init__(self, message: str, *, absent: bool = False) -> None:
+        super().__init__(message)
+        self.absent = absent
 
 
 def bundle_folder(path: Path) -> Path:
@@ -148,10 +197,17 @@ def bundle_folder(path: Path) -> Path:
     if not path.exists() and path.parent.name == "artifacts" and (path.parent.parent / "MLmodel").exists():
         path = path.parent.parent  # "<model>/artifacts/bundle", as train.load_predictor guesses it
     mlmodel = _mlmodel(path)
-    artifacts = ((mlmodel.get("flavors") or {}).get("python_function") or {}).get("artifacts") or {}
-    bundle = (artifacts.get("bundle") or {}).get("path")
-    if bundle and (path / bundle / METADATA_FILE).exists():
-        return path / bundle
+    try:
+        artifacts = ((mlmodel.get("flavors") or {}).get("python_function") or {}).get("artifacts") or {}
+        bundle = (artifacts.get("bundle") or {}).get("path")
+    except AttributeError:
+        raise ModelFolderError(f"{path / 'MLmodel'}: not an MLflow model description") from None
+    if bundle is not None:
+        inside = (path / str(bundle)).resolve()
+        if not inside.is_relative_to(path.resolve()):
+            raise ModelFolderError(f"{path / 'MLmodel'}: its bundle path {bundle!r} points outside the model folder")
+        if (inside / METADATA_FILE).exists():
+            return path / bundle
     candidates = sorted(p.parent for p in path.glob("artifacts/*/" + METADATA_FILE))
     if len(candidates) == 1:
         return candidates[0]
@@ -164,7 +220,13 @@ def _mlmodel(path: Path) -> dict[str, Any]:
         return {}
     import yaml
 
-    return yaml.safe_load(file.read_text()) or {}
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise ModelFolderError(f"{file}: not readable YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ModelFolderError(f"{file}: not an MLflow model description")
+    return data
 
 
 def _sqlite_path(store: str) -> Path | None:
@@ -223,7 +285,11 @@ def _sqlite_model_version(store: str, uri: str) -> tuple[str, str, str | None, P
 
 
 def run_metrics(store: str, run_id: str) -> dict[str, float]:
-    """Latest value of every metric of a run: straight from a local SQLite store, else through MLflow."""
+    """Latest value of every metric of a run: straight from a local SQLite store, else through MLflow.
+
+    A store that has vanished raises :class:`StoreUnavailable` rather than being created anew.
+    """
+    require_store(store)
     path = _sqlite_path(store)
     if path is not None:
         try:
@@ -248,8 +314,9 @@ def _registry_version(uri: str) -> tuple[str, str | None]:
         version = get_alias_version(name, alias)
         if version is None:
             from mlflow.exceptions import MlflowException
+            from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 
-            raise MlflowException(f"registered model {name!r} has no alias {alias!r}")
+            raise MlflowException(f"registered model {name!r} has no alias {alias!r}", RESOURCE_DOES_NOT_EXIST)
         return name, version
     name, _, version = ref.partition("/")
     return name, (version or None)

@@ -30,9 +30,11 @@ The matching one-record gate is :class:`painml.record.gate.RecordChecker`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -59,10 +61,26 @@ class Unsupported(Exception):
 # --------------------------------------------------------------------------- compiled model
 
 FORMAT = 1
+DIGEST_KEY = "sha256"
+"""Spec key of the SHA-256 over the rest of the spec and every array, recorded at save."""
 Step = Callable[[Columns, int, Mapping[str, np.ndarray]], np.ndarray]
 RowStep = Callable[[Mapping[str, Any], Mapping[str, float]], list[float]]
 ArrayStep = Callable[[np.ndarray], np.ndarray]
 TREES_PREFIX = "trees."
+
+
+class Damaged(ValueError):
+    """A compiled model file that cannot be trusted: unreadable, truncated or changed since it was saved."""
+
+
+def _digest(spec: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 over the spec (canonical JSON) and each array's name, dtype, shape and bytes."""
+    h = hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode())
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"\0{name}\0{a.dtype.str}\0{a.shape}\0".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 class CompiledModel:
@@ -109,14 +127,35 @@ class CompiledModel:
     # -- building and storing
 
     def save(self, path: str | Path) -> None:
+        """Spec and arrays in one ``.npz``, with a SHA-256 over both (:data:`DIGEST_KEY`) checked on load."""
         arrays = {} if self.trees is None else {TREES_PREFIX + k: v for k, v in self.trees.arrays().items()}
-        np.savez(path, spec=np.array(json.dumps(self.spec)), **arrays)
+        spec = {k: v for k, v in self.spec.items() if k != DIGEST_KEY}
+        spec[DIGEST_KEY] = _digest(spec, arrays)
+        np.savez(path, spec=np.array(json.dumps(spec)), **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> CompiledModel:
-        with np.load(path, allow_pickle=False) as stored:
-            arrays = {k: stored[k] for k in stored.files}
-        return cls(json.loads(str(arrays.pop("spec"))), arrays)
+        """Read :meth:`save`'s file; ``Damaged`` when it is unreadable or its digest does not match its
+        contents, ``Unsupported`` when it predates the digest or has another format."""
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                arrays = {k: stored[k] for k in stored.files}
+            spec = json.loads(str(arrays.pop("spec")))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+            raise Damaged(f"{path}: not a readable compiled model ({error or type(error).__name__})") from None
+        if not isinstance(spec, dict):
+            raise Damaged(f"{path}: not a readable compiled model (its spec is not an object)")
+        recorded = spec.pop(DIGEST_KEY, None)
+        if recorded is None:
+            raise Unsupported(f"{path} has no SHA-256 of its contents (saved by an older painml)")
+        if recorded != _digest(spec, arrays):
+            raise Damaged(f"{path}: its contents do not match the SHA-256 recorded when it was saved")
+        try:
+            return cls({**spec, DIGEST_KEY: recorded}, arrays)
+        except Unsupported:
+            raise
+        except (ValueError, KeyError, TypeError, IndexError) as error:
+            raise Damaged(f"{path}: not a compiled model painml can read ({error})") from None
 
     @property
     def temperature_factor(self) -> float:
