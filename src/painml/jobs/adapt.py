@@ -41,7 +41,7 @@ from painml.config import (
 )
 from painml.evaluation import relatedness
 from painml.evaluation.clinical import clinical_evaluation
-from painml.evaluation.metrics import classification_metrics
+from painml.evaluation.metrics import baseline_metrics, classification_metrics, subgroup_metrics
 from painml.evaluation.resampling import resampled_metrics
 from painml.model.bundle import ModelBundle
 from painml.model.conformal import MONDRIAN_MIN_ROWS, class_thresholds, conformal_threshold, coverage, prediction_sets
@@ -175,7 +175,8 @@ def run_adapt(
     _print_validation(console, source_metrics, classes, len(y))
 
     console.rule("3. The updating ladder, scored by repeated cross-validation on the site")
-    rungs = _rungs(source, cfg, like, config, seed)
+    rows = None if like is None else (like["data"].X, like["data"].y)
+    rungs = ladder_rungs(source, cfg, source_rows=rows, weights=config.pooled_weights, seed=seed)
     sorted_index = np.array([source.classes.index(v) for v in y])
     n_features = len(source.pipeline.named_steps["features"].get_feature_names_out())
     with threadpool_limits(limits=1, user_api="blas"):
@@ -352,7 +353,16 @@ def _source_prior(source: Source, like) -> np.ndarray | None:
 # --------------------------------------------------------------------------- ladder and the adapted bundle
 
 
-def _rungs(source: Source, cfg: TrainConfig, like, config: AdaptConfig, seed: int) -> list[Rung]:
+def ladder_rungs(
+    source: Source,
+    cfg: TrainConfig,
+    *,
+    source_rows: tuple[pd.DataFrame, np.ndarray] | None = None,
+    weights: tuple[float, ...] = AdaptConfig().pooled_weights,
+    seed: int = 0,
+) -> list[Rung]:
+    """The ladder the command climbs: intercepts and temperature only when the label sets match one to one, the
+    pooled step only with source-like rows (features, labels in the site's classes), once per weight."""
     model_cfg = cfg.models[0]
     rungs: list[Rung] = [AsIs("as-is", 0, STEPS["as-is"][1], source)]
     if source.one_to_one:
@@ -365,9 +375,9 @@ def _rungs(source: Source, cfg: TrainConfig, like, config: AdaptConfig, seed: in
         Revision("c", 4, STEPS["c"][1], source, seed),
         SiteOnly("d", 5, STEPS["d"][1], model_cfg, cfg),
     ]
-    if like is not None:
-        X, y = like["data"].X, like["data"].y
-        rungs += [Pooled(f"e:{w:g}", 6, STEPS["e"][1], model_cfg, cfg, X, y, w) for w in config.pooled_weights]
+    if source_rows is not None:
+        X, y = source_rows
+        rungs += [Pooled(f"e:{w:g}", 6, STEPS["e"][1], model_cfg, cfg, X, y, w) for w in weights]
     return rungs
 
 
@@ -544,6 +554,8 @@ def _log(cfg, data, located, related, related_tables, source_metrics, adapted_me
         "ladder.csv": (table, False),
         "comparison.csv": (_comparison(table, ladder, classes, sorted_classes, data.y), True),
         f"predictions_{family}.csv": (predictions, False),
+        f"subgroups_{family}.csv": (subgroup_metrics(data.records.frame, data.y, oof[0], classes), False),
+        "baselines.csv": (baseline_metrics(data.records.frame, data.y, classes), False),
         **{name: (frame, False) for name, frame in related_tables.items()},
     }
     runs.log_run(
