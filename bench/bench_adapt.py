@@ -81,7 +81,8 @@ def main() -> None:
     y_fresh = np.array([classes.index(v) for v in fresh.label])
     ceiling = true_scores(fresh.truth[[f"true_p_{c}" for c in classes]].to_numpy(), y_fresh)
     say(
-        f"fresh {SITE} cohort: {args.truth_rows:,} patients; exact posterior: log-loss {ceiling[0]:.4f}, AUROC {ceiling[1]:.4f}"
+        f"fresh {SITE} cohort: {args.truth_rows:,} patients; exact posterior: "
+        f"log-loss {ceiling[0]:.4f}, AUROC {ceiling[1]:.4f}"
     )
     like = load_records(simulate(SOURCE, 2_000, seed=4242))
     rows = []
@@ -141,13 +142,14 @@ def main() -> None:
     at100 = frame[frame["n_site"] == 100]
     if not at100.empty:
         verdicts = []
-        for s, g in at100.groupby("seed"):
+        for _, g in at100.groupby("seed"):
             g = g.set_index("step")
             chosen = g[g["chosen"]].index[0]
             c = g.loc[chosen, "true_log_loss"]
             verdicts.append(c < g.loc["as-is", "true_log_loss"] and c < g.loc["d", "true_log_loss"])
         say(
-            f"\ntarget (n_site=100: chosen beats as-is and site-only on true log-loss): {sum(verdicts)}/{len(verdicts)} seeds"
+            "\ntarget (n_site=100: chosen beats as-is and site-only on true log-loss): "
+            f"{sum(verdicts)}/{len(verdicts)} seeds"
         )
     say(f"total {time.perf_counter() - start:.0f} s")
 
