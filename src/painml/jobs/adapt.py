@@ -172,6 +172,9 @@ def run_adapt(
     source_metrics = resampled_metrics(y, as_is[None], classes, seed=seed)
     clinical = clinical_evaluation(y, as_is, classes, data.records.frame, seed=seed)
     source_metrics |= clinical.metrics
+    related_tables["source_calibration.csv"] = clinical.calibration
+    if clinical.decision is not None:
+        related_tables["source_decision_curve.csv"] = clinical.decision
     _print_validation(console, source_metrics, classes, len(y))
 
     console.rule("3. The updating ladder, scored by repeated cross-validation on the site")
