@@ -8,6 +8,7 @@ import pytest
 from scipy.special import softmax
 
 from painml.config import GbmConfig, LogisticConfig, SimulatedData, TrainConfig
+from painml.explain.shap import shap_values
 from painml.model import calibration
 from painml.model.bundle import ModelBundle
 from painml.model.fit import fit_pipeline
@@ -116,6 +117,9 @@ def test_every_rung_gives_an_exact_servable_model(pair):
         bundle = _exact(fitted.pipeline, cfg.classes, site.features, family)
         scored = Predictor(bundle).predict(site.frame.head(5), reasons=2)
         assert scored["reason_1"].notna().all(), rung.key
+        explained = shap_values(bundle, site.features.head(20))  # base + contributions = the model's logits
+        proba = softmax(explained.base_values + explained.values.sum(axis=1), axis=1)
+        assert np.abs(proba - bundle.predict_proba(site.features.head(20))).max() < 1e-9, rung.key
     revision = rungs[4].fit(site.features, y_index)
     if family == "gbm":  # the added trees follow the source's: same first trees, margins are sums
         base = source.pipeline.named_steps["model"].booster_.num_trees()
