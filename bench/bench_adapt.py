@@ -1,6 +1,6 @@
 """The updating ladder against the truth: a model trained on one simulated clinic, adapted to another.
 
-Run: .venv/bin/python bench/bench_adapt.py [--source-n 20000] [--sizes 50 100 300 1000] [--seeds 1]
+Run: .venv/bin/python bench/bench_adapt.py [--source-n 20000] [--sizes 50 100 300 1000] [--seeds 1] [--first-seed 0]
          [--truth-rows 100000] [--folds 5] [--repeats 2] [--family gbm]
 
 Source: the config's family (gbm by default, its default settings with early stopping on a slice) trained
@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("--source-n", type=int, default=20_000)
     parser.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 300, 1000])
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--first-seed", type=int, default=0, help="site cohorts use seeds from this one on")
     parser.add_argument("--truth-rows", type=int, default=100_000)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=2)
@@ -87,7 +88,7 @@ def main() -> None:
     like = load_records(simulate(SOURCE, 2_000, seed=4242))
     rows = []
     for n in args.sizes:
-        for s in range(args.seeds):
+        for s in range(args.first_seed, args.first_seed + args.seeds):
             t = time.perf_counter()
             site = load_records(simulate(SITE, n, seed=1000 * n + s))
             cfg = source_cfg.model_copy(update={"seed": s})
