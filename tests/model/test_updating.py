@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy.special import softmax
 
-from painml.config import GbmConfig, LogisticConfig, SimulatedData, TrainConfig
+from painml.config import GbmConfig, LabelConfig, LogisticConfig, SimulatedData, TrainConfig
 from painml.explain.shap import shap_values
 from painml.model import calibration
 from painml.model.bundle import ModelBundle
@@ -147,3 +147,26 @@ def test_the_ladder_scores_every_rung_and_chooses_by_one_standard_error(pair):
     chosen = result.table.set_index("rung").loc[result.chosen]
     assert chosen["log_loss"] <= best + 2 * chosen["log_loss_se"]
     assert result.oof["b"].shape == (1, len(y_index), 3)
+
+
+@pytest.mark.slow
+def test_merged_source_classes_recalibrate_into_one_exact_model():
+    """A four-class source whose two kinds of mixed pain the site records as one: no intercept-only step (the
+    merged source is not one model), but the full recalibration and the revision fold exactly into 3 classes."""
+    four = LabelConfig(classes=("nociceptive", "neuropathic", "mixed_a", "mixed_b"))
+    cfg = _config("gbm").model_copy(update={"labels": four})
+    records = load_records(simulate("pain_clinic", 1200, seed=4))
+    y = records.label.to_numpy(object).copy()
+    mixed = np.flatnonzero(y == "mixed")
+    y[mixed[::2]], y[mixed[1::2]] = "mixed_a", "mixed_b"
+    pipeline, _ = fit_pipeline(FAMILIES["gbm"], cfg, records.features, y, np.arange(1000))
+    estimator = calibration.calibrate(pipeline, "temperature", records.features.iloc[1000:], y[1000:])
+    source = Source.of(estimator, ("nociceptive", "neuropathic", "mixed"), {"mixed_a": "mixed", "mixed_b": "mixed"})
+    assert not source.one_to_one and source.P.shape == (3, 4)
+    site = load_records(simulate("orthopaedic", 150, seed=2))
+    y_index = np.array([source.classes.index(v) for v in site.label])
+    as_is = AsIs("as-is", 0, "", source).fit(site.features, y_index)
+    assert as_is.pipeline is None and np.allclose(as_is.proba(site.features).sum(axis=1), 1)
+    for rung in (Affine("b-full", 3, "", source, "recalibration"), Revision("c", 4, "", source, 0)):
+        fitted = rung.fit(site.features, y_index)
+        _exact(fitted.pipeline, ("nociceptive", "neuropathic", "mixed"), site.features, "gbm")
