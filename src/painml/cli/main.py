@@ -321,7 +321,10 @@ def adapt(
     except SchemaError as error:
         err.print(f"[red]{data} is not valid[/]\n{error.report()}")
         raise typer.Exit(1) from None
-    except (ConfigError, LabelMismatch) as error:
+    except ConfigError as error:
+        err.print(f"[red]invalid configuration[/]\n{error}")
+        raise typer.Exit(2) from None
+    except LabelMismatch as error:
         err.print(f"[red]the source model and the site do not fit together[/]\n{error}")
         raise typer.Exit(2) from None
     for note in result.notes:

@@ -60,6 +60,7 @@ from painml.model.updating import (
     run_ladder,
 )
 from painml.record.files import read_raw
+from painml.record.problems import Problem, SchemaError
 from painml.simulator.simulate import simulate
 from painml.tracking import registry, runs, store
 
@@ -142,6 +143,8 @@ def run_adapt(
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     console = console or Console()
     config = config or AdaptConfig()
+    if not Path(site_file).is_file():
+        raise SchemaError([Problem(None, None, None, f"no such file: {site_file}")])
     uri = store.resolve_tracking_uri(tracking_uri)
     located = registry.locate(source_uri, uri)
     bundle = ModelBundle.load(located.folder)
