@@ -41,8 +41,9 @@ from painml.config import (
 )
 from painml.evaluation import relatedness
 from painml.evaluation.clinical import clinical_evaluation
-from painml.evaluation.metrics import baseline_metrics, classification_metrics, subgroup_metrics
+from painml.evaluation.metrics import auroc, baseline_metrics, classification_metrics, subgroup_metrics
 from painml.evaluation.resampling import resampled_metrics
+from painml.evaluation.sample_size import assess
 from painml.model.bundle import ModelBundle
 from painml.model.conformal import MONDRIAN_MIN_ROWS, class_thresholds, conformal_threshold, coverage, prediction_sets
 from painml.model.dataset import Dataset, load_dataset, load_labelled
@@ -181,10 +182,16 @@ def run_adapt(
     _print_validation(console, source_metrics, classes, len(y))
 
     console.rule("3. The updating ladder, scored by repeated cross-validation on the site")
-    rows = None if like is None else (like["data"].X, like["data"].y)
-    rungs = ladder_rungs(source, cfg, source_rows=rows, weights=config.pooled_weights, seed=seed)
-    sorted_index = np.array([source.classes.index(v) for v in y])
     n_features = len(source.pipeline.named_steps["features"].get_feature_names_out())
+    size = _sample_size(data, cfg, as_is, n_features)
+    source_metrics["sample_size_parameters_supported"] = size.parameters_supported
+    console.print(
+        f"  sample size (Riley 2019/2020, Pate 2023; each class pair's C as the source achieves it here): "
+        f"{len(y):,} patients support about {size.parameters_supported:.1f} parameters per class contrast. Per "
+        f"contrast, intercepts estimate 1, a full recalibration {len(source.model_classes) + 1}, a revision or refit up "
+        f"to {n_features + 1}: steps beyond the budget must earn their place in the resampling below"
+    )
+    sorted_index = np.array([source.classes.index(v) for v in y])
     with threadpool_limits(limits=1, user_api="blas"):
         ladder = run_ladder(
             rungs, data.X, sorted_index, n_features=n_features, folds=config.folds, repeats=config.repeats, seed=seed
@@ -206,6 +213,18 @@ def run_adapt(
     return AdaptResult(
         run_id, name, version, ladder.chosen, ladder.reason, table, related, source_metrics, adapted_metrics, notes
     )
+
+
+def _sample_size(data: Dataset, cfg: TrainConfig, proba: np.ndarray, n_features: int):
+    """Riley/Pate at the site's n, with each class pair's C taken from the source's probabilities on the site."""
+    classes = list(cfg.classes)
+    pairwise = {}
+    for i, a in enumerate(classes):
+        for b in classes[i + 1 :]:
+            rows = (data.y == a) | (data.y == b)
+            share = proba[rows, classes.index(b)] / (proba[rows, classes.index(a)] + proba[rows, classes.index(b)])
+            pairwise[(a, b)] = max(auroc(data.y[rows] == b, share), 0.51)
+    return assess(len(data.y), data.class_counts(cfg.classes), n_features + 1, pairwise, c_method="exact")
 
 
 # --------------------------------------------------------------------------- configs
