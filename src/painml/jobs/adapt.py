@@ -188,9 +188,11 @@ def run_adapt(
     console.print(
         f"  sample size (Riley 2019/2020, Pate 2023; each class pair's C as the source achieves it here): "
         f"{len(y):,} patients support about {size.parameters_supported:.1f} parameters per class contrast. Per "
-        f"contrast, intercepts estimate 1, a full recalibration {len(source.model_classes) + 1}, a revision or refit up "
-        f"to {n_features + 1}: steps beyond the budget must earn their place in the resampling below"
+        f"contrast, intercepts estimate 1, a full recalibration {len(source.model_classes) + 1}, a revision or "
+        f"refit up to {n_features + 1}: steps beyond the budget must earn their place in the resampling below"
     )
+    rows = None if like is None else (like["data"].X, like["data"].y)
+    rungs = ladder_rungs(source, cfg, source_rows=rows, weights=config.pooled_weights, seed=seed)
     sorted_index = np.array([source.classes.index(v) for v in y])
     with threadpool_limits(limits=1, user_api="blas"):
         ladder = run_ladder(
