@@ -444,7 +444,11 @@ def _adapted_bundle(bundle, ladder: LadderResult, cfg, data: Dataset, source: So
         "source_lineage": dict(bundle.metadata.lineage),
         "adapted_step": ladder.chosen,
     }
-    detail = {f"adapted_{k}": v for k, v in ladder.fitted.detail.items() if k in ("trees_added", "penalty", "weight")}
+    detail = {
+        f"adapted_{k}": v
+        for k, v in ladder.fitted.detail.items()
+        if k in ("trees_added", "penalty", "weight", "A", "b")
+    }
     profile = combined_profile(bundle.metadata.training_profile, training_profile(data.records, np.arange(len(data.y))))
     metadata = replace(
         bundle.metadata,

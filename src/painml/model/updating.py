@@ -282,6 +282,8 @@ class Rung:
 
 @dataclass
 class AsIs(Rung):
+    """The source unchanged (renamed classes keep its positions; merged classes are scored, not registrable)."""
+
     source: Source = None
 
     def fit(self, X, y_index):
@@ -295,6 +297,8 @@ class AsIs(Rung):
 
 @dataclass
 class Affine(Rung):
+    """A recalibration of the source logits (:func:`fit_affine`), folded into the model."""
+
     source: Source = None
     kind: str = "intercepts"
 
