@@ -133,3 +133,17 @@ def test_a_site_class_the_source_never_predicts_is_named(adapted):
     assert result.exit_code == 2
     assert "nociplastic" in result.output and "not predicted by the source" in result.output
     assert "Traceback" not in result.output
+
+
+def test_promote_moves_champion_to_the_adapted_version_on_held_out_site_patients(adapted):
+    _, result, _, tmp_path = adapted
+    assert result.exit_code == 0, result.output
+    held_out = simulate("orthopaedic", 400, seed=11)
+    held_out["pain_type"] = held_out["pain_type"].replace({"nociceptive": "somatic"})
+    path = tmp_path / "held_out.csv"
+    held_out.to_csv(path, index=False)
+    version = registry.get_alias_version(NAME, "adapted")
+    done = runner.invoke(app, ["promote", "--name", NAME, "--version", version, "--data", str(path)])
+    assert done.exit_code == 0, done.output
+    assert f"promoted: version {version} is now champion" in done.output
+    assert registry.get_alias_version(NAME, "champion") == version
