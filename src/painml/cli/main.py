@@ -305,6 +305,57 @@ def promote(
 
 
 @app.command()
+def adapt(
+    model: Annotated[
+        str, typer.Option("--model", help="Source: models:/NAME@alias, models:/NAME/VERSION, runs:/... or a folder.")
+    ],
+    data: Annotated[Path, typer.Option("--data", help="The site's labelled patients (CSV or Parquet).")],
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Adapt config (YAML): labels, folds, repeats, source rows.")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Register as a version of this model; default: the source's.")
+    ] = None,
+    tracking_uri: TrackingOption = None,
+    experiment: Annotated[str | None, typer.Option("--experiment", help="MLflow experiment name.")] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the resampling and the refits.")] = 0,
+) -> None:
+    """Adapt a model trained elsewhere to a site's labelled patients: relatedness, external validation, the
+    updating ladder (smallest change first); registers the result with the alias 'adapted'."""
+    from painml.config import ConfigError
+    from painml.jobs.adapt import load_adapt_config, run_adapt
+    from painml.model.updating import LabelMismatch
+    from painml.record.schema import SchemaError
+    from painml.tracking.registry import ModelNotFound
+
+    try:
+        result = run_adapt(
+            model,
+            data,
+            config=load_adapt_config(config),
+            name=name,
+            tracking_uri=tracking_uri,
+            experiment=experiment,
+            seed=seed,
+            console=console,
+        )
+    except ModelNotFound as error:
+        err.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+    except SchemaError as error:
+        err.print(f"[red]{data} is not valid[/]\n{error.report()}")
+        raise typer.Exit(1) from None
+    except ConfigError as error:
+        err.print(f"[red]invalid configuration[/]\n{error}")
+        raise typer.Exit(2) from None
+    except LabelMismatch as error:
+        err.print(f"[red]the source model and the site do not fit together[/]\n{error}")
+        raise typer.Exit(2) from None
+    for note in result.notes:
+        console.print(f"note: {note}")
+
+
+@app.command()
 def explain(
     model: Annotated[
         str, typer.Option("--model", help="models:/NAME@alias, models:/NAME/VERSION, runs:/... or a folder.")

@@ -5,11 +5,14 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from painml.config import FileData, TrainConfig, higher_is_better, load_config
 from painml.evaluation.metrics import classification_metrics
 from painml.model.dataset import load_dataset as load_data
 from painml.model.dataset import load_labelled, split_rows
 from painml.record.files import read_raw
+from painml.record.labels import resolve
 from painml.record.schema import Records
 from painml.serving.predictor import Predictor
 from painml.simulator.simulate import simulate
@@ -82,7 +85,13 @@ def promote(
     scores = {}
     for v in (candidate, champion):
         predictor = Predictor.from_uri(f"models:/{name}/{v}", tracking_uri=uri)
-        scores[v] = classification_metrics(y, predictor.predict_proba(records.features), predictor.classes)[primary]
+        proba = _on_classes(predictor.predict_proba(records.features), predictor.classes, cfg)
+        if proba is None:
+            return (
+                f"not promoted: version {v} predicts {', '.join(predictor.classes)}, which the candidate's label map "
+                f"does not bring onto its classes ({', '.join(cfg.classes)}); they cannot be compared"
+            )
+        scores[v] = classification_metrics(y, proba, list(cfg.classes))[primary]
     wins = scores[candidate] > scores[champion] if higher_is_better(primary) else scores[candidate] < scores[champion]
     verdict = (
         f"{primary} on {where}: candidate v{candidate} {scores[candidate]:.4f}, "
@@ -125,6 +134,18 @@ def _move_champion(name: str, candidate: str, expected: str | None, why: str) ->
         if expected
         else f"version {candidate} is now champion {why}"
     )
+
+
+def _on_classes(proba, classes: list[str], cfg: TrainConfig):
+    """A version's probabilities on the candidate's classes: its own classes renamed or merged by the candidate
+    config's label map (a model adapted to a site that names its classes otherwise); None when one has no place."""
+    targets = [resolve(c, cfg.labels.map) for c in classes]
+    if not set(targets) <= set(cfg.classes):
+        return None
+    out = np.zeros((len(proba), len(cfg.classes)))
+    for j, target in enumerate(targets):
+        out[:, cfg.classes.index(target)] += proba[:, j]
+    return out
 
 
 def _fitted_on_every_row(name: str, version: str) -> bool:
