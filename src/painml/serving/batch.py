@@ -273,7 +273,8 @@ class _Writer:
         self.path = path
         self.handle = open(path, "wb")
         self.schema = _arrow_schema(first)
-        if kind == ".parquet":
+        self.parquet = kind == ".parquet"
+        if self.parquet:
             import pyarrow.parquet as pq
 
             self.writer = pq.ParquetWriter(self.handle, self.schema, compression="zstd")
@@ -289,7 +290,10 @@ class _Writer:
             table = pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
             raise ValueError(f"a later chunk's columns do not match the first chunk's types: {error}") from None
-        self.writer.write_table(table, row_group_size=PARQUET_ROW_GROUP_ROWS)
+        if self.parquet:
+            self.writer.write_table(table, row_group_size=PARQUET_ROW_GROUP_ROWS)
+        else:
+            self.writer.write_table(table)
 
     def close(self) -> None:
         self.writer.close()
