@@ -276,7 +276,9 @@ def test_four_classes_render(tmp_path):
     out = tmp_path / "report.html"
     out.write_text(render.render(inputs, max_rows=200), encoding="utf-8")
     page = _text(out)
-    assert "Four classes: test metrics" in page and "real clinical data" in page
+    assert "Four classes (nociceptive, neuropathic, mixed, nociplastic): test metrics" in page
+    assert "Three classes" not in page and "real clinical data" in page
+    assert "painDETECT bands" not in comparison.index  # a three-class rule cannot name nociplastic
     assert set(_rows(out, "Calibration intercept and slope per class (test)")) == set(classes)
     assert set(_rows(out, "Prediction-set coverage per true class")) == set(classes)
     assert "patients labelled nociplastic are not asked" in page  # the decision concerns the other three

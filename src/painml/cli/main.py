@@ -188,10 +188,17 @@ def _print_result(result, cfg) -> None:
         "cv": f"out-of-fold ({v.folds}-fold cross-validation x {v.repeats})",
         "bootstrap": f"optimism-corrected (Harrell's bootstrap, {v.resamples} refits)",
     }[result.validation]
-    table = Table(
-        title=f"{rows.capitalize()}, {len(cfg.classes)} classes ({cfg.name}): models, the exact-posterior ceiling, "
-        "painDETECT bands"
-    )
+    from painml.evaluation.metrics import label_set_name
+
+    compared = ["models"] + [
+        words
+        for key, words in (
+            ("exact posterior (ceiling)", "the exact-posterior ceiling"),
+            ("painDETECT bands", "painDETECT bands"),
+        )
+        if key in result.comparison.index
+    ]
+    table = Table(title=f"{rows.capitalize()}, {label_set_name(cfg.classes)} ({cfg.name}): {', '.join(compared)}")
     table.add_column("model")
     for col in result.comparison.columns:
         table.add_column(col.replace("_", " "), justify="right")

@@ -25,7 +25,7 @@ from painml.model.dataset import Dataset, split_rows
 from painml.model.dataset import load_dataset as load_data
 from painml.record.schema import Records
 from painml.reporting.gather import ReportInputs
-from painml.reporting.render import REPORT_FILE, render
+from painml.reporting.render import REPORT_FILE, gallery_examples, render
 from painml.serving.predictor import Predictor
 from painml.tracking import runs, store
 
@@ -69,9 +69,11 @@ def report_after_training(inputs: ReportInputs, out_dir: Path | None = None, max
     from the objects the run already holds (explained on the run's own test rows); a copy of the
     report in ``out_dir`` when given."""
     test = Records(inputs.frame.iloc[inputs.rows["test"]])
+    proba = inputs.proba if inputs.proba is not None else inputs.bundle.predict_proba(test.features)
+    examples = gallery_examples(inputs, proba)
     with tempfile.TemporaryDirectory() as tmp:
         shap_dir = Path(tmp) / "shap"
-        paths = write_plots(inputs.bundle, test, shap_dir, max_rows=max_rows)
+        paths = write_plots(inputs.bundle, test, shap_dir, max_rows=max_rows, examples=examples)
         runs.log_artifacts(inputs.run_id, shap_dir, "shap")
         inputs.shap_dir = shap_dir
         _logged_figures(inputs.run_id, inputs.winner, Path(tmp) / "figures", inputs.images, ("instability",))

@@ -35,7 +35,7 @@ from painml.evaluation.metrics import COMPONENT_ABSENT, COMPONENT_PRESENT
 from painml.evaluation.stability import CLASS_CHANGE_THRESHOLD
 from painml.explain import plots as explain_plots
 from painml.explain import shap
-from painml.explain.reasons import reasons_text
+from painml.explain.plots import WATERFALL_NOTE
 from painml.features.encoding import record_columns, screening_scores
 from painml.model.conformal import coverage_by_class, prediction_sets
 from painml.record.columns import BY_NAME
@@ -43,7 +43,6 @@ from painml.record.vocabulary import block_title, display_name
 from painml.reporting.gather import (
     DECISION_THRESHOLDS,
     ReportInputs,
-    component_table,
     decision_summary,
     estimated_vs_apparent,
     missingness,
@@ -497,8 +496,7 @@ def _performance(
                 evaluate.confusion(y_test, pred, classes), f"{winner}: confusion matrix ({how['which']})"
             )
         )
-    tools = component_table(inputs.baselines, y_test, proba, classes, winner).set_index("tool")
-    tools.columns = [c.replace("_", " ") for c in tools.columns]
+    tools, everyone = _tools(inputs.frame.iloc[inputs.rows["test"]], y_test, proba, classes)
     return {
         "resampled": how["resampled"],
         "cv": inputs.validation == "cv",
@@ -508,7 +506,7 @@ def _performance(
         "repeats": inputs.cfg.validation.repeats,
         "ceiling": "exact posterior (ceiling)" in inputs.comparison.index,
         "comparison": _table(cmp, row_class=row_class, index=True),
-        "comparison_title": f"{_count_words(len(classes))} classes: {how['estimate']} metrics "
+        "comparison_title": f"{evaluate.label_set_name(classes).capitalize()}: {how['estimate']} metrics "
         "(higher is better except log loss, Brier and ECE)",
         "estimates": estimates,
         "family": _family_words(winner),
@@ -520,15 +518,39 @@ def _performance(
         "coverage_by_class": _coverage_by_class(inputs, proba, y_index),
         "mondrian": inputs.bundle.metadata.conformal_qhat_by_class is not None,
         "confusion": _b64(images["confusion"]),
-        "tools": _table(
-            tools,
-            {"coverage": "pct"},
-            index=True,
-            row_class=lambda key, _: "winner" if str(key).startswith(winner) else "",
-        )
-        if len(tools)
-        else None,
+        "tools": tools,
+        "tools_everyone": everyone,
     }
+
+
+_TOOL_METRICS = {"sensitivity": "sensitivity", "specificity": "specificity", "balanced_accuracy": "balanced accuracy"}
+
+
+def _tools(
+    frame: pd.DataFrame, y: np.ndarray, proba: np.ndarray, classes: list[str]
+) -> tuple[dict[str, Any] | None, str]:
+    """Each screening tool with the model scored on exactly the same patients, side by side; and the model on
+    every patient asked, in words."""
+    long = evaluate.tool_comparison(frame, y, proba, classes)
+    if long.empty:
+        return None, ""
+    first = long.iloc[0]
+    everyone = (
+        f"On all {int(first['n']):,} patients asked, the model's sensitivity is {first['sensitivity']:.0%} and its "
+        f"specificity {first['specificity']:.0%} (balanced accuracy {first['balanced_accuracy']:.3f})."
+    )
+    rest = long.iloc[1:]
+    tools = rest[rest["compared_with"].eq("")].set_index("tool")
+    model = rest[rest["compared_with"].ne("")].set_index("compared_with")
+    table = pd.DataFrame(index=pd.Index(tools.index, name="tool"))
+    table["patients with the tool"] = tools["n"].astype(int)
+    table["share of patients asked"] = tools["coverage"].astype(float)
+    for key, words in _TOOL_METRICS.items():
+        table[f"{words}: tool"] = tools[key].astype(float)
+        table[f"{words}: model"] = model.loc[tools.index, key].astype(float).to_numpy()
+    table["AUROC: tool"] = tools["auroc"].astype(float)
+    table["AUROC: model"] = model.loc[tools.index, "auroc"].astype(float).to_numpy()
+    return _table(table, {"patients with the tool": "int", "share of patients asked": "pct"}, index=True), everyone
 
 
 def _interval(low: float, high: float) -> str:
@@ -770,6 +792,12 @@ def _explanations(
     }
 
 
+def gallery_examples(inputs: ReportInputs, proba: np.ndarray) -> list[shap.Example]:
+    """The example patients, chosen by rule on the report's probabilities (test or out-of-fold) and labels;
+    training passes the same ones to the ``shap/`` waterfalls, so "example patient N" is one patient in both."""
+    return shap.pick_examples(proba, inputs.bundle.classes, inputs.y[inputs.rows["test"]])
+
+
 def _gallery(
     inputs: ReportInputs,
     how: dict[str, Any],
@@ -784,10 +812,15 @@ def _gallery(
     model; under resampling it was fitted on these patients too, so its own probabilities are shown beside
     the out-of-fold ones."""
     classes = inputs.bundle.classes
-    examples = shap.pick_examples(proba, classes, y_test)
+    examples = gallery_examples(inputs, proba)
     ids = [str(v) for v in frame["patient_id"].iloc[[e.position for e in examples]]] if "patient_id" in frame else []
     if not examples:
-        return {"cards": [], "resampled": how["resampled"], "which": how["which"]}, ids
+        return {
+            "cards": [],
+            "resampled": how["resampled"],
+            "which": how["which"],
+            "waterfall_note": WATERFALL_NOTE,
+        }, ids
     positions = [e.position for e in examples]
     chosen = shap.explain(inputs.bundle, features.iloc[positions], frame.iloc[positions])
     final = inputs.bundle.predict_proba(features.iloc[positions]) if how["resampled"] else proba[positions]
@@ -798,11 +831,12 @@ def _gallery(
         i, k = n - 1, ex.class_index
         predicted, truth = classes[k], str(y_test[ex.position])
         p = float(final[i, k])
-        title = f"Example patient {n}: why {predicted} (probability {p:.0%})"
-        if how["resampled"]:
-            title = f"Example patient {n}: why {predicted} (registered model: {p:.0%})"
-        fig = explain_plots.plot_waterfall(chosen, i, k, title=title, subtitle=ex.caption)
+        fig = explain_plots.plot_waterfall(
+            chosen, i, k, title=explain_plots.example_title(n, predicted, p), subtitle=ex.caption
+        )
+        bars = shap.waterfall(chosen, i, k).shown[:4]
         members = [c for c, keep in zip(classes, sets[i]) if keep] if sets is not None else None
+        what_if = shap.what_if_recorded(inputs.bundle, frame.iloc[[ex.position]])
         cards.append(
             {
                 "n": n,
@@ -813,11 +847,13 @@ def _gallery(
                 "probabilities": ", ".join(f"{c} {proba[ex.position, j]:.0%}" for j, c in enumerate(classes)),
                 "registered": ", ".join(f"{c} {final[i, j]:.0%}" for j, c in enumerate(classes)),
                 "prediction_set": " or ".join(members) if members is not None else None,
-                "reasons": reasons_text(chosen, i, k, n=4, plain=True),
+                "reasons": [b.sentence(predicted) for b in bars if not b.missing],
+                "absences": [b.sentence(predicted) for b in bars if b.missing],
+                "what_if": [w.sentence() for w in what_if],
                 "waterfall": _b64(_png(fig)),
             }
         )
-    return {"cards": cards, "resampled": how["resampled"], "which": how["which"]}, ids
+    return {"cards": cards, "resampled": how["resampled"], "which": how["which"], "waterfall_note": WATERFALL_NOTE}, ids
 
 
 def _model_card(
@@ -925,7 +961,3 @@ def _model_card(
         "commit": inputs.tags.get("git.commit", "unknown")[:12],
         "run_id": inputs.run_id,
     }
-
-
-def _count_words(n: int) -> str:
-    return {2: "Two", 3: "Three", 4: "Four", 5: "Five"}.get(n, str(n))
