@@ -55,6 +55,7 @@ REPORT_FILE = "report.html"
 
 SECTIONS = {
     "purpose": "What this model is for, and what it is not",
+    "key-results": "Key results in plain words",
     "data": "Data",
     "performance": "Performance",
     "calibration": "Calibration",
@@ -64,6 +65,7 @@ SECTIONS = {
     "explanations": "Global explanations",
     "gallery": "Example patients",
     "model-card": "Model card (TRIPOD+AI)",
+    "glossary": "Glossary",
 }
 """Section id -> heading, in page order; each id has its template ``templates/section-<id>.html``."""
 
@@ -126,6 +128,8 @@ def render(inputs: ReportInputs, max_rows: int = 2000) -> str:
     }
     content["gallery"], example_ids = _gallery(inputs, how, features, frame_test, y_test, proba)
     content["model-card"] = _model_card(inputs, how, intervals, clinical)
+    content["key-results"] = _key_results(inputs, how, proba, y_test, content["performance"])
+    content["glossary"] = {"terms": list(GLOSSARY.items())}
     env = _environment()
     # Our own stylesheet, read as text rather than rendered: CSS braces must never be parsed as Jinja syntax.
     css = Markup(env.loader.get_source(env, "report.css")[0])
@@ -551,6 +555,98 @@ def _tools(
     table["AUROC: tool"] = tools["auroc"].astype(float)
     table["AUROC: model"] = model.loc[tools.index, "auroc"].astype(float).to_numpy()
     return _table(table, {"patients with the tool": "int", "share of patients asked": "pct"}, index=True), everyone
+
+
+GLOSSARY = {
+    "accuracy": "The share of patients whose most probable class is the clinician's label.",
+    "balanced accuracy": "The average, over the classes, of the share of each class's patients recognised: a "
+    "rare class counts as much as a common one. For a yes/no question, the average of sensitivity and specificity.",
+    "sensitivity": "Of the patients who have the condition, the share the tool or model calls positive.",
+    "specificity": "Of the patients who do not have it, the share called negative.",
+    "macro F1": "For each class, a balance of how many of its patients are found and how many of those called it "
+    "really have it (1 is perfect, 0 is none), averaged over the classes.",
+    "AUROC": "The chance that a patient who has the class gets a higher probability of it than one who does not "
+    "(0.5 is a coin toss, 1 is perfect ranking).",
+    "PDI": "The polytomous discrimination index: the multi-class AUROC, the chance the model picks out a patient of "
+    "each class from a set of one patient of every class (1 divided by the number of classes is chance).",
+    "log loss": "The average surprise at the clinician's label: low when the model gave the true class a high "
+    "probability, very high when it was confident and wrong. Lower is better.",
+    "Brier score": "The average squared difference between the probabilities and what happened (1 for the true "
+    "class, 0 for the others). Lower is better.",
+    "ECE": "Expected calibration error: how far, on average, the stated probabilities are from how often the "
+    "class really occurred among patients given that probability. Lower is better.",
+    "calibration (intercept, slope, ICI)": "Whether a stated 70% comes true 70% of the time. The intercept says if "
+    "probabilities are too high or too low on average (0 is ideal); the slope says if they are too extreme "
+    "(below 1) or too timid (above 1); ICI is the average distance from the ideal line.",
+    "temperature": "One number, fitted on patients the model did not learn from, that softens or sharpens all the "
+    "model's probabilities together so that they match how often the classes occur.",
+    "prediction set (conformal)": "The classes the model cannot rule out for a patient. It is built so that it "
+    "holds the clinician's label for the stated share of patients (for example 90%); one class means the model is "
+    "sure enough, several mean it is not.",
+    "coverage": "For prediction sets, the share of patients whose set holds the clinician's label; for a screening "
+    "tool, the share of patients on whom it could be scored (its items were recorded).",
+    "exact posterior (Bayes ceiling)": "On simulated patients the simulator knows each patient's true "
+    "probabilities: the best any model could do with these records. The gap to it is what better modelling could "
+    "still gain.",
+    "net benefit (decision curve)": "The true positives gained per patient, minus the false positives weighted by "
+    "how many false alarms one true case is worth at the chosen threshold.",
+    "out-of-fold": "Predictions for a patient made by a model fitted without that patient.",
+    "score (softmax logit)": "The number the model computes for each class before turning the scores into "
+    "probabilities. The class with the highest score is the most probable one; the difference between two "
+    "classes' scores is the logarithm of the ratio of their probabilities.",
+    "logit, log-odds": "The logarithm of p / (1 - p): 0 means 50%, +2.2 means 90%, -2.2 means 10%.",
+    "SHAP value": "How much one finding moved a class's score for one patient, compared with an average patient. "
+    "A patient's values add up exactly to the difference between their score and the average patient's.",
+}
+"""Terms of the report in plain words, shown in its glossary."""
+
+
+def _key_results(
+    inputs: ReportInputs, how: dict[str, Any], proba: np.ndarray, y: np.ndarray, performance: dict[str, Any]
+) -> dict[str, Any]:
+    """The main numbers as sentences a clinician can repeat: each class recognised and mistaken for what, the
+    prediction sets, and the model beside the best screening tool on that tool's patients."""
+    classes = inputs.bundle.classes
+    predicted = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
+    lines = []
+    for c in classes:
+        mine = y == c
+        if not mine.any():
+            continue
+        called = pd.Series(predicted[mine]).value_counts()
+        right = int(called.get(c, 0))
+        line = (
+            f"{c.capitalize()} pain is recognised in {right / mine.sum():.0%} of the patients who have it "
+            f"({right:,} of {int(mine.sum()):,})"
+        )
+        wrong = called.drop(c, errors="ignore")
+        if len(wrong) and wrong.iloc[0] > 0:
+            line += f"; {wrong.iloc[0] / mine.sum():.0%} of them are called {wrong.index[0]}"
+        lines.append(line + ".")
+        said = predicted == c
+        if said.any():
+            lines.append(
+                f"When the model says {c}, the clinician agrees in {np.mean(y[said] == c):.0%} of patients "
+                f"({int(np.sum(y[said] == c)):,} of {int(said.sum()):,})."
+            )
+    if performance["coverage"] != "—":
+        lines.append(
+            f"The {performance['confidence']} prediction set holds the clinician's label for {performance['coverage']}"
+            f" of patients, with {performance['set_size']} classes on average."
+        )
+    tools = evaluate.tool_comparison(inputs.frame.iloc[inputs.rows["test"]], y, proba, classes)
+    rest = tools.iloc[1:]
+    pairs = rest[rest["compared_with"].eq("")].set_index("tool")
+    if len(pairs):
+        model = rest[rest["compared_with"].ne("")].set_index("compared_with")
+        best = pairs["balanced_accuracy"].idxmax()
+        lines.append(
+            f"On the {int(pairs.loc[best, 'n']):,} patients who had {best.split(' ')[0]} recorded, the best screening "
+            f"tool here ({best}) finds {pairs.loc[best, 'sensitivity']:.0%} of those with a neuropathic component "
+            f"and clears {pairs.loc[best, 'specificity']:.0%} of those without; on the same patients the model finds "
+            f"{model.loc[best, 'sensitivity']:.0%} and clears {model.loc[best, 'specificity']:.0%}."
+        )
+    return {"simulated": inputs.simulated, "patients": how["patients"], "lines": lines}
 
 
 def _interval(low: float, high: float) -> str:
