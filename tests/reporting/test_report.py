@@ -446,3 +446,23 @@ def test_report_renders_in_headless_chromium(report_file, tmp_path):
     assert title, dom.stderr[-2000:]
     assert int(title.group(1)) == len(DATA_URI.findall(report_file.read_text(encoding="utf-8")))
     assert int(title.group(2)) == 0, "some images did not render"
+
+
+def test_report_command_takes_the_printed_prefix_and_writes_beside_the_training_report(cv_run, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from painml.cli.main import app
+
+    monkeypatch.chdir(tmp_path)  # not where training ran: the report still goes beside the training report
+    before = cv_run.trained.stat().st_mtime_ns
+    runner = CliRunner()
+    done = runner.invoke(app, ["report", "--run", cv_run.result.run_id[:8], "--tracking-uri", cv_run.uri])
+    assert done.exit_code == 0, done.output
+    assert cv_run.trained.stat().st_mtime_ns > before and str(cv_run.trained.parent) in done.output.replace("\n", "")
+    assert not list(tmp_path.glob("*.html")) and not (tmp_path / "outputs").exists()
+    page = _text(cv_run.trained)
+    assert "Two classes (" in page and "Three classes" not in page
+    unknown = next(p for p in ("00000000", "ffffffff") if not cv_run.result.run_id.startswith(p))
+    failed = runner.invoke(app, ["report", "--run", unknown, "--tracking-uri", cv_run.uri])
+    assert failed.exit_code == 2 and "no run id starts with" in failed.output
+    assert "Traceback" not in failed.output
