@@ -311,7 +311,7 @@ def test_report_and_shap_folder_number_the_same_example_patients(report_file, tr
     assert len(cards) == len(logged) > 0
     for (n, caption), row in zip(cards, logged.itertuples()):
         assert row.example == f"example patient {n}" and row.why_chosen == caption
-        assert f"Example patient {n}: why {row.predicted_class}" in page
+        assert f"Example patient {n}: {caption} Model: {row.predicted_class} (" in page
 
 
 def test_report_images_are_embedded_pngs(report_file):

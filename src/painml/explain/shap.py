@@ -667,7 +667,8 @@ def waterfall(
         for j in sorted(shown, key=lambda j: -abs(values[j]))
     ]
     for g, js in sorted(groups().items(), key=lambda item: -abs(values[item[1]].sum())):
-        bars.append(Bar(f"{len(js)} other {g}", float(values[js].sum()), tuple(names[j] for j in js), group=True))
+        noun = g if len(js) > 1 else g.removesuffix("s")
+        bars.append(Bar(f"{len(js)} other {noun}", float(values[js].sum()), tuple(names[j] for j in js), group=True))
     base = explanation.base_values[row]
     return Waterfall(
         explanation.classes[k],

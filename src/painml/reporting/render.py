@@ -129,7 +129,7 @@ def render(inputs: ReportInputs, max_rows: int = 2000) -> str:
     content["gallery"], example_ids = _gallery(inputs, how, features, frame_test, y_test, proba)
     content["model-card"] = _model_card(inputs, how, intervals, clinical)
     content["key-results"] = _key_results(inputs, how, proba, y_test, content["performance"])
-    content["glossary"] = {"terms": list(GLOSSARY.items())}
+    content["glossary"] = {"terms": [(k, v) for k, v in GLOSSARY.items() if how["resampled"] or k != "out-of-fold"]}
     env = _environment()
     # Our own stylesheet, read as text rather than rendered: CSS braces must never be parsed as Jinja syntax.
     css = Markup(env.loader.get_source(env, "report.css")[0])

@@ -38,6 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from painml.record.problems import SchemaError
 from painml.record.projections import record_json_schema
+from painml.serving.page import mount_page
 from painml.serving.predictor import MAX_REASONS, Predictor
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_TIMEOUT_S", "create_app"]
@@ -89,8 +90,11 @@ def create_app(
             "missing fields mean not recorded."
         ),
         lifespan=lifespan,
+        docs_url=None,  # Swagger UI loads from a CDN; mount_page serves a /docs page that needs no network
+        redoc_url=None,
     )
     app.state.predictor = predictor
+    mount_page(app, predictor)
 
     @app.exception_handler(RequestProblem)
     async def _problem(request: Request, exc: RequestProblem) -> JSONResponse:
