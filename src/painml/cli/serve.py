@@ -243,7 +243,7 @@ def http(
     access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log every request.")] = False,
     tracking_uri: TrackingOption = None,
 ) -> None:
-    """Serve POST /predict, GET /health, GET /model and the OpenAPI docs (/docs) with uvicorn."""
+    """Serve POST /predict, POST /explain, GET /health, GET /model, the page at / and the docs (/docs) with uvicorn."""
     # lazy: each command imports only what it runs (a one-patient command starts in well under a second)
     import uvicorn
 
@@ -254,7 +254,10 @@ def http(
     app = create_app(predictor, max_body_bytes=max_body_bytes, timeout_s=timeout)
     if host not in ("127.0.0.1", "localhost", "::1"):
         err.print(f"[yellow]listening on {host}[/]: reachable from other machines; there is no authentication")
-    err.print(f"serving {predictor.name} v{predictor.version or '-'} on http://{host}:{port} (docs at /docs)")
+    err.print(
+        f"serving {predictor.name} v{predictor.version or '-'} on http://{host}:{port} "
+        "(try a patient at /, docs at /docs)"
+    )
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=access_log)
 
 
