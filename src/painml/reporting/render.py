@@ -632,7 +632,7 @@ def _key_results(
     if performance["coverage"] != "—":
         lines.append(
             f"The {performance['confidence']} prediction set holds the clinician's label for {performance['coverage']}"
-            f" of patients, with {performance['set_size']} classes on average."
+            f" of patients, with {float(performance['set_size']):.1f} classes on average."
         )
     tools = evaluate.tool_comparison(inputs.frame.iloc[inputs.rows["test"]], y, proba, classes)
     rest = tools.iloc[1:]
