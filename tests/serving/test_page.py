@@ -71,6 +71,7 @@ def test_page_docs_and_explain_answer_offline(client, served):
     assert client.get("/static/nothing.js").status_code == 404
     docs = client.get("/docs")
     assert docs.status_code == 200 and "/predict" in docs.text and "/explain" in docs.text
+    assert all(f"<code>{c}</code>" in docs.text for c in FEATURE_COLUMNS)
     assert not EXTERNAL.search(docs.text) and "swagger" not in docs.text.lower()
 
     record = _form_record(served.records[0])

@@ -180,6 +180,6 @@ def mount_page(app: FastAPI, predictor: Predictor) -> None:
         html = (
             _environment()
             .get_template("docs.html")
-            .render(title=schema["info"]["title"], info=schema["info"], endpoints=endpoints)
+            .render(title=schema["info"]["title"], info=schema["info"], endpoints=endpoints, blocks=form_blocks())
         )
         return HTMLResponse(html)
