@@ -46,8 +46,8 @@ BEESWARM_NOTE = (
     "(red); grey: not recorded. A category with several values (pain region, distribution, course) has one "
     "colour per value, named in the legend under the plot."
 )
-LEVEL_COLOURS = ("#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
-"""One colour per value of a category in the beeswarm: none is the blue-red scale's or grey."""
+LEVEL_COLOURS = ("#2ca02c", "#ff7f0e", "#17becf", "#8c564b", "#bcbd22", "#000000", "#004d40")
+"""One colour per value of a category in the beeswarm: none close to the blue-purple-red scale or to grey."""
 
 
 def _several_levels(feature: str) -> bool:
@@ -134,7 +134,7 @@ def plot_beeswarm(explanation: Explanation, k: int | str, max_display: int = MAX
     order = np.argsort(-np.abs(values).mean(axis=0))[:max_display]
     names = [display_name(explanation.feature_names[j]) for j in order[::-1]]
     several = [j for j in order if _several_levels(explanation.feature_names[j])]
-    legend_rows = sum(-(-len(BY_NAME[explanation.feature_names[j]].allowed) // 4) + 0 for j in several)
+    legend_rows = sum(-(-len(BY_NAME[explanation.feature_names[j]].allowed) // 4) for j in several)  # 4 per row
     extra = 0.22 * legend_rows + (0.3 if several else 0.0)
     height = 0.42 * len(order) + 1.8 + extra
     fig = Figure(figsize=(9, height))
