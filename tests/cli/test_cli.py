@@ -114,3 +114,29 @@ def test_validate_reads_labels_as_a_training_config_does(tmp_path):
     assert ruled.exit_code == 0, ruled.output
     assert "label 'unknown' dropped: 3 rows" in ruled.output and "197 rows" in ruled.output
     assert "export.csv: valid" in ruled.output
+
+
+@pytest.mark.parametrize("classes", [("nociceptive", "neuropathic"), ("nociceptive", "neuropathic", "mixed", "other")])
+def test_training_table_names_its_label_set(classes, monkeypatch):
+    """The console table names the label set it was trained on, and lists only the rows it holds."""
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from painml.cli import main
+
+    console = Console(record=True, width=200)
+    monkeypatch.setattr(main, "console", console)
+    comparison = pd.DataFrame({"macro_f1": [0.7], "log_loss": [0.6]}, index=pd.Index(["logistic"], name="model"))
+    baselines = pd.DataFrame(columns=["baseline", "question", "coverage", "sensitivity", "specificity"])
+    result = SimpleNamespace(
+        validation="holdout", comparison=comparison, winner="logistic", baselines=baselines, families={},
+        oracle={}, run_id="0" * 32, winner_reason="", registered_version=None, promotion=None, report_file=None,
+    )  # fmt: skip
+    validation = SimpleNamespace(folds=5, repeats=1, resamples=200)
+    cfg = SimpleNamespace(validation=validation, classes=classes, name="small", conformal_confidence=0.9)
+    main._print_result(result, cfg)
+    words = {2: "two", 4: "four"}[len(classes)]
+    text = " ".join(console.export_text().split())  # the title wraps over the table's width
+    assert f"{words} classes ({', '.join(classes)})" in text
+    assert "Three classes" not in text and "painDETECT bands" not in text and "ceiling" not in text

@@ -177,7 +177,7 @@ def test_baseline_metrics_other_label_sets(cohort: pd.DataFrame) -> None:
     y[:500] = "nociplastic"
     table = baseline_metrics(cohort, y, FOUR).set_index("baseline")
     assert (table["n"] == len(cohort) - 500).all()  # nociplastic rows cannot answer the question
-    assert "painDETECT bands" in table.index
+    assert "painDETECT bands" not in table.index  # a three-class rule cannot be scored on four classes
 
     keep = cohort["pain_type"].isin(["nociceptive", "neuropathic"]).to_numpy()
     two = baseline_metrics(cohort[keep], cohort.loc[keep, "pain_type"], ("nociceptive", "neuropathic"))
@@ -226,3 +226,48 @@ def test_plots_are_titled_and_labelled() -> None:
     for f in (fig, fig2):
         f.savefig(io.BytesIO(), format="png")
         plt.close(f)
+
+
+def test_each_tool_is_compared_with_the_model_on_exactly_its_rows(cohort: pd.DataFrame) -> None:
+    """Like for like: the model's row beside a tool is scored on the tool's rows only, and says so."""
+    from painml.evaluation.metrics import MODEL_ON_TOOL_ROWS, tool_comparison
+    from painml.features.screening import compute_scores
+
+    frame = pd.read_csv(io.StringIO(cohort.to_csv(index=False)))
+    y = frame["pain_type"].to_numpy(dtype=object)
+    rng = np.random.default_rng(3)
+    proba = rng.dirichlet(np.ones(3), len(frame))
+    table = tool_comparison(frame, y, proba, CLASSES)
+    assert table.iloc[0]["n"] == len(frame) and table.iloc[0]["coverage"] == 1.0
+    tools = table[table["compared_with"] == ""].iloc[1:]
+    model = table[table["compared_with"] != ""].set_index("compared_with")
+    assert set(model["tool"]) == {MODEL_ON_TOOL_ROWS} and list(model.index) == list(tools["tool"])
+    scores = compute_scores(frame)
+    dn4 = tools.set_index("tool").loc["DN4 >= 4"]
+    rows = scores["dn4"].notna().to_numpy()
+    assert 0 < rows.sum() < len(frame) and dn4["n"] == model.loc["DN4 >= 4", "n"] == rows.sum()
+    truth = np.isin(y[rows], ["neuropathic", "mixed"])
+    called = proba[rows][:, [1, 2]].sum(axis=1) >= 0.5
+    assert model.loc["DN4 >= 4", "sensitivity"] == pytest.approx(called[truth].mean())
+    assert model.loc["DN4 >= 4", "specificity"] == pytest.approx((~called[~truth]).mean())
+    baselines = baseline_metrics(frame, y, CLASSES).set_index("baseline")
+    assert dn4["sensitivity"] == pytest.approx(baselines.loc["DN4 >= 4", "sensitivity"])
+    two = ("neuropathic", "mixed")
+    only = np.isin(y, two)
+    assert tool_comparison(
+        frame[only], y[only], proba[only][:, :2] / proba[only][:, :2].sum(1, keepdims=True), two
+    ).empty
+
+
+@pytest.mark.parametrize(
+    ("classes", "words"),
+    [
+        (("nociceptive", "neuropathic"), "two classes (nociceptive, neuropathic)"),
+        (CLASSES, "three classes (nociceptive, neuropathic, mixed)"),
+        (FOUR, "four classes (nociceptive, neuropathic, mixed, nociplastic)"),
+    ],
+)
+def test_the_label_set_is_named_for_what_it_is(classes, words) -> None:
+    from painml.evaluation.metrics import label_set_name
+
+    assert label_set_name(classes) == words

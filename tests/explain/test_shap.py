@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -174,7 +175,7 @@ def test_every_plot_names_its_class_and_scale(trained):
     for name, fig in figures.items():
         axes = [ax for ax in fig.axes if ax.get_ylabel() or ax.get_xlabel()]
         labels = " ".join(ax.get_xlabel() + " " + ax.get_ylabel() for ax in axes)
-        assert "log-odds of" in labels, name
+        assert "score of" in labels and "softmax logit" in labels and "log-odds of" not in labels, name
         titles = [ax.get_title() for ax in fig.axes] + [fig._suptitle.get_text() if fig._suptitle else ""]
         assert any(titles), name
 
@@ -221,3 +222,113 @@ def test_explain_command_writes_waterfalls_for_chosen_patients(trained_store, tm
         explain_job.explain_command(
             trained_store.model_uri, cohort, tmp_path / "x", ["no-such-patient"], tracking_uri=trained_store.uri
         )
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_waterfall_numbers_are_consistent_with_the_probabilities(trained, family):
+    """The bars add up to the patient's score; both ends are stated as the probabilities they are."""
+    bundles, X, frame = trained
+    explanation = explain.explain(bundles[family], X.iloc[:40], frame.iloc[:40])
+    proba = bundles[family].predict_proba(X.iloc[:40])
+    for row in range(0, 40, 7):
+        w = explain.waterfall(explanation, row)
+        k = explanation.classes.index(w.class_name)
+        assert w.base + sum(b.value for b in w.bars) == pytest.approx(w.total, abs=1e-9)
+        assert w.probability == pytest.approx(proba[row, k], abs=1e-6)
+        assert w.base_probability == pytest.approx(_softmax(explanation.base_values[row])[k])
+        fig = explain_plots.plot_waterfall(explanation, row)
+        texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+        assert f"this patient: score {w.total:.2f}, probability {w.probability:.0%}" in texts
+        assert f"average patient: score {w.base:.2f}, probability {w.base_probability:.0%}" in texts
+        assert "log-odds" not in fig.axes[0].get_xlabel()
+    assert "not the log-odds of the class against all the others" in explain_plots.WATERFALL_NOTE
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_no_hidden_remainder_outweighs_the_reasons_shown(trained, family):
+    bundles, X, frame = trained
+    explanation = explain.explain(bundles[family], X.iloc[:120], frame.iloc[:120])
+    for row in range(120):
+        w = explain.waterfall(explanation, row)
+        smallest = min(abs(b.value) for b in w.shown)
+        assert all(abs(b.value) <= smallest + 1e-12 for b in w.hidden), row
+        labels = {b.label.split(" other ")[-1].removesuffix("s") for b in w.hidden}
+        assert labels <= {g.removesuffix("s") for g in explain.REMAINDER_GROUPS}, labels
+        covered = [f for b in w.bars for f in b.features]
+        assert sorted(covered) == sorted(explanation.feature_names)  # every feature once, shown or grouped
+
+
+def test_absences_are_said_plainly_with_what_recording_would_change(trained):
+    bundles, X, frame = trained
+    bundle = bundles["gbm"]
+    sparse = frame.iloc[:30].copy()
+    sparse[["mechanical_aggravation", "brush_allodynia", "pain_distribution", "nerve_conduction"]] = np.nan
+    records = pd.read_csv(io.StringIO(sparse.to_csv(index=False)))
+    from painml.record.schema import load_records
+
+    validated = load_records(records)
+    explanation = explain.explain(bundle, validated.features, validated.frame)
+    found = False
+    for row in range(len(records)):
+        for bar in explain.waterfall(explanation, row).shown:
+            if bar.missing:
+                found = True
+                sentence = bar.sentence(explanation.classes[int(explanation.predicted[row])])
+                assert "was not recorded: its absence made" in sentence
+    assert found, "no absence among the reasons of 30 sparse records"
+    one = validated.frame.iloc[[0]]
+    changes = explain.what_if_recorded(bundle, one, top=3)
+    assert changes and all(abs(c.change) >= 0.01 for c in changes)
+    assert [abs(c.change) for c in changes] == sorted((abs(c.change) for c in changes), reverse=True)
+    first = changes[0]
+    feature, value = first.feature, first.label.split(": ", 1)[1]
+    filled = records.iloc[[0]].copy()
+    filled[feature] = {"present": 1, "absent": 0, "yes": 1, "no": 0}.get(value, value.replace(" ", "_"))
+    again = load_records(pd.read_csv(io.StringIO(filled.to_csv(index=False))))
+    k = list(bundle.classes).index(first.class_name)
+    assert bundle.predict_proba(again.features)[0, k] == pytest.approx(first.after, abs=1e-9)
+    assert "recording " in first.sentence() and f"{first.after:.0%}" in first.sentence()
+
+
+def test_beeswarm_categories_are_coloured_by_value_and_classes_share_their_colours(trained):
+    from matplotlib.colors import to_hex
+
+    from painml.evaluation.plots import class_colours
+
+    bundles, X, frame = trained
+    explanation = explain.explain(bundles["gbm"], X.iloc[:200], frame.iloc[:200])
+    j = explanation.feature_names.index("pain_distribution")
+    k = int(np.argmax(np.abs(explanation.values[:, j, :]).mean(axis=0)))
+    fig = explain_plots.plot_beeswarm(explanation, k, max_display=len(explanation.feature_names))
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert {"pain distribution: localized", "pain distribution: diffuse"} <= {t.replace("_", " ") for t in legend}
+    colours = {
+        to_hex(c.get_facecolor()[0]) for c in fig.axes[0].collections if c.get_label().startswith("pain distribution")
+    }
+    assert len(colours) >= 3
+    comparison = explain_plots.plot_class_comparison(explanation)
+    expected = class_colours(explanation.classes)
+    bars = {c.get_label(): to_hex(c.patches[0].get_facecolor()) for c in comparison.axes[0].containers}
+    assert bars == {c: to_hex(expected[c]) for c in explanation.classes}
+
+
+def test_shap_waterfalls_number_the_examples_they_are_given(trained, tmp_path):
+    bundles, X, frame = trained
+    from painml.record.schema import Records
+
+    records = Records(frame.iloc[:80].reset_index(drop=True))
+    proba = bundles["logistic"].predict_proba(records.features)
+    truth = np.array(["nociceptive", "neuropathic", "mixed"], dtype=object)[np.arange(80) % 3]
+    examples = explain.pick_examples(proba, bundles["logistic"].classes, truth)
+    explain_job.write_plots(bundles["logistic"], records, tmp_path, max_rows=80, examples=examples)
+    reasons = pd.read_csv(tmp_path / "reasons.csv")
+    assert list(reasons["why_chosen"]) == [e.caption for e in examples]
+    assert list(reasons["example"]) == [f"example patient {n}" for n in range(1, len(examples) + 1)]
+    assert list(reasons["predicted_class"]) == [bundles["logistic"].classes[e.class_index] for e in examples]
+    assert np.allclose(reasons["probability"], [proba[e.position, e.class_index] for e in examples])
+    assert {f"waterfall_example_{n}.png" for n in range(1, len(examples) + 1)} <= {p.name for p in tmp_path.iterdir()}

@@ -276,11 +276,42 @@ def test_four_classes_render(tmp_path):
     out = tmp_path / "report.html"
     out.write_text(render.render(inputs, max_rows=200), encoding="utf-8")
     page = _text(out)
-    assert "Four classes: test metrics" in page and "real clinical data" in page
+    assert "Four classes (nociceptive, neuropathic, mixed, nociplastic): test metrics" in page
+    assert "Three classes" not in page and "real clinical data" in page
+    assert "painDETECT bands" not in comparison.index  # a three-class rule cannot name nociplastic
+    for term in ("macro F1", "balanced accuracy", "ECE", "Brier score", "log loss", "AUROC", "temperature"):
+        assert f"<dt>{term}" in out.read_text(encoding="utf-8"), term
+    assert "prediction set (conformal)" in page and "exact posterior (Bayes ceiling)" in page and "logit" in page
+    y_test, predicted = data.y[test], np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
+    mixed = y_test == "mixed"
+    recognised = np.mean(predicted[mixed] == "mixed")
+    assert f"Mixed pain is recognised in {recognised:.0%} of the patients who have it" in page
+    tools = _rows(out, "Each screening tool and the model on the same patients")
+    scored = baselines.set_index("baseline")
+    for tool, cells in tools.items():
+        assert int(cells[1].replace(",", "")) == scored.loc[tool, "n_scored"], tool  # the tool's own rows
     assert set(_rows(out, "Calibration intercept and slope per class (test)")) == set(classes)
     assert set(_rows(out, "Prediction-set coverage per true class")) == set(classes)
     assert "patients labelled nociplastic are not asked" in page  # the decision concerns the other three
     assert size.verdict in page and f"({size.binding}) {CRITERIA[size.binding]}" in page
+
+
+def test_report_and_shap_folder_number_the_same_example_patients(report_file, trained_store, tmp_path):
+    """ "Example patient N" in the report is the patient of the run's shap/waterfall_example_N.png."""
+    import mlflow
+    import pandas as pd
+
+    store.use_store(trained_store.uri)
+    folder = mlflow.artifacts.download_artifacts(
+        run_id=trained_store.result.run_id, artifact_path="shap/reasons.csv", dst_path=str(tmp_path)
+    )
+    logged = pd.read_csv(folder)
+    page = _text(report_file)
+    cards = re.findall(r"Example patient (\d+): ([^:]+?, (?:most|least) certain)", page)
+    assert len(cards) == len(logged) > 0
+    for (n, caption), row in zip(cards, logged.itertuples()):
+        assert row.example == f"example patient {n}" and row.why_chosen == caption
+        assert f"Example patient {n}: {caption} Model: {row.predicted_class} (" in page
 
 
 def test_report_images_are_embedded_pngs(report_file):
@@ -415,3 +446,23 @@ def test_report_renders_in_headless_chromium(report_file, tmp_path):
     assert title, dom.stderr[-2000:]
     assert int(title.group(1)) == len(DATA_URI.findall(report_file.read_text(encoding="utf-8")))
     assert int(title.group(2)) == 0, "some images did not render"
+
+
+def test_report_command_takes_the_printed_prefix_and_writes_beside_the_training_report(cv_run, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from painml.cli.main import app
+
+    monkeypatch.chdir(tmp_path)  # not where training ran: the report still goes beside the training report
+    before = cv_run.trained.stat().st_mtime_ns
+    runner = CliRunner()
+    done = runner.invoke(app, ["report", "--run", cv_run.result.run_id[:8], "--tracking-uri", cv_run.uri])
+    assert done.exit_code == 0, done.output
+    assert cv_run.trained.stat().st_mtime_ns > before and str(cv_run.trained.parent) in done.output.replace("\n", "")
+    assert not list(tmp_path.glob("*.html")) and not (tmp_path / "outputs").exists()
+    page = _text(cv_run.trained)
+    assert "Two classes (" in page and "Three classes" not in page
+    unknown = next(p for p in ("00000000", "ffffffff") if not cv_run.result.run_id.startswith(p))
+    failed = runner.invoke(app, ["report", "--run", unknown, "--tracking-uri", cv_run.uri])
+    assert failed.exit_code == 2 and "no run id starts with" in failed.output
+    assert "Traceback" not in failed.output

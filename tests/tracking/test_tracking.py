@@ -141,3 +141,39 @@ def test_git_state_in_a_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert runs.git_state(tmp_path)["dirty"] is False
     (tmp_path / "a.txt").write_text("two\n")
     assert runs.git_state(tmp_path) == {"commit": state["commit"], "dirty": True}
+
+
+def test_runs_open_on_training_and_show_the_whole_duration(mlflow_store: str) -> None:
+    """The UI opens the experiment on its runs (not GenAI traces) and a run lasts from start of work to finish."""
+    import time
+
+    experiment_id = store.ensure_experiment("painml-ui", mlflow_store)
+    began = time.time() - 60
+    with runs.start_run(experiment_id, "ui", started=began) as run_id:
+        pass
+    runs.finish(run_id)
+    client = MlflowClient()
+    assert client.get_experiment(experiment_id).tags[runs.EXPERIMENT_KIND_TAG] == "custom_model_development"
+    info = client.get_run(run_id).info
+    assert info.start_time == int(began * 1000)
+    assert info.end_time - info.start_time >= 60_000 and info.status == "FINISHED"
+
+
+def test_run_ids_resolve_from_unique_prefixes(mlflow_store: str) -> None:
+    """The 8 characters painml prints are enough; an unknown or ambiguous prefix is refused in words."""
+    experiment_id = store.ensure_experiment("painml-prefix", mlflow_store)
+    ids = []
+    for _ in range(17):  # 17 ids over 16 hexadecimal digits: two share their first character
+        with runs.start_run(experiment_id, "p") as run_id:
+            ids.append(run_id)
+    for run_id in ids[:3]:
+        assert runs.resolve_run_id(run_id[:8]) == run_id
+        assert runs.resolve_run_id(run_id.upper()) == run_id
+    shared = next(d for d in "0123456789abcdef" if sum(i.startswith(d) for i in ids) >= 2)
+    with pytest.raises(runs.RunNotFound, match="runs start with .*give more characters"):
+        runs.resolve_run_id(shared)
+    unknown = next(p for p in ("00000000", "ffffffff", "12345678") if not any(i.startswith(p) for i in ids))
+    with pytest.raises(runs.RunNotFound, match="no run id starts with"):
+        runs.resolve_run_id(unknown)
+    with pytest.raises(runs.RunNotFound, match="not a run id"):
+        runs.resolve_run_id("not-an-id")

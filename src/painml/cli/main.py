@@ -168,6 +168,7 @@ def train(
 ) -> None:
     """Train every model family of a config, log the run to MLflow and register the winner."""
     from painml.config import ConfigError, load_config
+    from painml.jobs.report import report_folder
     from painml.jobs.train import run_training
     from painml.record.schema import SchemaError
 
@@ -182,7 +183,7 @@ def train(
             tracking_uri=tracking_uri,
             promote_now=promote,
             console=console,
-            report_dir=lambda run_id: Path("outputs") / f"run-{run_id[:8]}",
+            report_dir=report_folder,
         )
     except SchemaError as error:
         err.print(f"[red]the training data is not valid[/]\n{error.report()}")
@@ -205,10 +206,17 @@ def _print_result(result, cfg) -> None:
         "cv": f"out-of-fold ({v.folds}-fold cross-validation x {v.repeats})",
         "bootstrap": f"optimism-corrected (Harrell's bootstrap, {v.resamples} refits)",
     }[result.validation]
-    table = Table(
-        title=f"{rows.capitalize()}, {len(cfg.classes)} classes ({cfg.name}): models, the exact-posterior ceiling, "
-        "painDETECT bands"
-    )
+    from painml.evaluation.metrics import label_set_name
+
+    compared = ["models"] + [
+        words
+        for key, words in (
+            ("exact posterior (ceiling)", "the exact-posterior ceiling"),
+            ("painDETECT bands", "painDETECT bands"),
+        )
+        if key in result.comparison.index
+    ]
+    table = Table(title=f"{rows.capitalize()}, {label_set_name(cfg.classes)} ({cfg.name}): {', '.join(compared)}")
     table.add_column("model")
     for col in result.comparison.columns:
         table.add_column(col.replace("_", " "), justify="right")
@@ -396,14 +404,24 @@ def explain(
 
 @app.command()
 def report(
-    run: Annotated[str, typer.Option("--run", help="MLflow run id of a training run.")],
-    out: Annotated[Path | None, typer.Option("--out", help="Also write the HTML file here.")] = None,
+    run: Annotated[
+        str, typer.Option("--run", help="MLflow run id of a training run, or its first characters (as printed).")
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the HTML file here; default: beside the training report.")
+    ] = None,
     tracking_uri: TrackingOption = None,
 ) -> None:
     """The reviewer report of a training run: one self-contained HTML file, logged to the run."""
     from painml.jobs.report import report_command
+    from painml.tracking.runs import RunNotFound
 
-    console.print(f"report written to {report_command(run, tracking_uri, out)}")
+    try:
+        written = report_command(run, tracking_uri, out)
+    except (RunNotFound, ValueError, FileNotFoundError) as error:
+        err.print(f"[red]cannot report on run {run}[/]: {error.args[0] if error.args else error}")
+        raise typer.Exit(2) from None
+    console.print(f"report written to {written}")
 
 
 @app.command()

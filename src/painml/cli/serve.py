@@ -335,7 +335,7 @@ def http(
     ] = False,
     tracking_uri: TrackingOption = None,
 ) -> None:
-    """Serve POST /predict, GET /health, GET /model and the OpenAPI docs (/docs) with uvicorn."""
+    """Serve POST /predict, POST /explain, GET /health, GET /model, the page at / and the docs (/docs) with uvicorn."""
     import os
 
     # lazy: each command imports only what it runs (a one-patient command starts in well under a second)
@@ -378,7 +378,8 @@ def http(
         )
     shown = "any host name" if "*" in hosts else ", ".join(hosts)
     err.print(
-        f"serving {predictor.name} v{predictor.version or '-'} on http://{host}:{port} (docs at /docs); "
+        f"serving {predictor.name} v{predictor.version or '-'} on http://{host}:{port} "
+        "(try a patient at /, docs at /docs); "
         f"answering Host {shown}" + ("; bearer token required" if token else ""),
         markup=False,
     )

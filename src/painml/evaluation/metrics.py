@@ -33,9 +33,11 @@ __all__ = [
     "ceiling_gap",
     "classification_metrics",
     "confusion",
+    "label_set_name",
     "oracle_metrics",
     "questionnaire_used",
     "subgroup_metrics",
+    "tool_comparison",
 ]
 
 ECE_BINS = 15
@@ -295,8 +297,8 @@ def baseline_metrics(
     mixed vs nociceptive); rows labelled with any other class cannot be scored
     against that question and are left out (``n`` counts the rows asked).
     "painDETECT bands" is the 3-class rule (<= 12 nociceptive, 13-18 mixed,
-    >= 19 neuropathic), present only when all three default classes are, and
-    scored on the rows with those labels. A rule is scored where its score
+    >= 19 neuropathic), present only when the label set is exactly those three classes: on any other label
+    set it would be scored as a rule that cannot name the other classes. A rule is scored where its score
     exists (``n_scored``, ``coverage`` = n_scored / n): a site that does not
     record a tool has no baseline there, it is not a negative screen.
     """
@@ -318,25 +320,22 @@ def baseline_metrics(
     for name, column, cutoff in _binary_baselines():
         score = scores[column].to_numpy(dtype=np.float64)
         scored = asked & ~np.isnan(score)
-        truth, value = component[scored], score[scored]
-        positive = value >= cutoff
-        sens = float(positive[truth].mean()) if answerable and truth.any() else np.nan
-        spec = float((~positive[~truth]).mean()) if answerable and (~truth).any() else np.nan
         n_asked = int(asked.sum())
+        measured = _yes_no(component[scored], score[scored], cutoff) if answerable else {}
         rows.append({
             "baseline": name,
             "question": "neuropathic component",
             "n": n_asked,
             "n_scored": int(scored.sum()),
             "coverage": scored.sum() / n_asked if n_asked else np.nan,
-            "sensitivity": sens,
-            "specificity": spec,
-            "balanced_accuracy": (sens + spec) / 2,
-            "auroc": auroc(truth, value) if answerable else np.nan,
+            "sensitivity": measured.get("sensitivity", np.nan),
+            "specificity": measured.get("specificity", np.nan),
+            "balanced_accuracy": measured.get("balanced_accuracy", np.nan),
+            "auroc": measured.get("auroc", np.nan),
             "macro_f1": np.nan,
             "accuracy": np.nan,
         })  # fmt: skip
-    if set(BAND_CLASSES) <= set(classes):
+    if set(BAND_CLASSES) == set(classes):
         band = scores["paindetect_band"].to_numpy(dtype=np.float64)
         in_rule = np.isin(y, BAND_CLASSES)
         scored = in_rule & ~np.isnan(band)
@@ -357,6 +356,81 @@ def baseline_metrics(
             "accuracy": float(np.mean(truth == pred)) if any_scored else np.nan,
         })  # fmt: skip
     return pd.DataFrame(rows, columns=columns_out)
+
+
+_COUNT_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def label_set_name(classes: Sequence[str]) -> str:
+    """The label set in words, for titles: "three classes (nociceptive, neuropathic, mixed)"."""
+    n = len(classes)
+    count = _COUNT_WORDS[n] if n < len(_COUNT_WORDS) else str(n)
+    return f"{count} classes ({', '.join(classes)})"
+
+
+MODEL_ON_TOOL_ROWS = "model, on the same rows"
+"""The ``tool`` of the model's row beside each screening tool in :func:`tool_comparison`."""
+
+
+def _yes_no(truth: np.ndarray, score: np.ndarray, cutoff: float) -> dict[str, float]:
+    """Sensitivity, specificity, balanced accuracy and AUROC of "positive when score >= cutoff"."""
+    positive = score >= cutoff
+    sens = float(positive[truth].mean()) if truth.any() else np.nan
+    spec = float((~positive[~truth]).mean()) if (~truth).any() else np.nan
+    return {
+        "sensitivity": sens,
+        "specificity": spec,
+        "balanced_accuracy": (sens + spec) / 2,
+        "auroc": auroc(truth, score),
+    }
+
+
+def tool_comparison(
+    frame: pd.DataFrame,
+    y_true: Sequence[str] | np.ndarray | pd.Series,
+    proba: np.ndarray,
+    classes: Sequence[str],
+) -> pd.DataFrame:
+    """The yes/no screening tools and the model, like for like: "is a neuropathic component present?".
+
+    The model answers with P(neuropathic or mixed) >= 0.5. Its first row covers every patient asked (labelled
+    with a class the question concerns); then each tool is followed by the model scored on exactly that tool's
+    rows (where the tool's score exists), so the two numbers beside each other describe the same patients. A
+    tool no row has is left out. Columns: ``tool``, ``compared_with`` (the tool a model row is paired with, ""
+    for the first), ``n`` (rows scored), ``coverage`` (share of the patients asked), and the four metrics.
+    Empty when the label set cannot answer the question (no class with, or none without, a component).
+    """
+    classes = _check_classes(classes)
+    y = _labels(y_true, classes)
+    columns = ["tool", "compared_with", "n", "coverage", "sensitivity", "specificity", "balanced_accuracy", "auroc"]
+    present = [c for c in COMPONENT_PRESENT if c in classes]
+    absent = [c for c in COMPONENT_ABSENT if c in classes]
+    if not present or not absent:
+        return pd.DataFrame(columns=columns)
+    asked = np.isin(y, present + absent)
+    truth = np.isin(y, present)
+    model = np.asarray(proba, dtype=np.float64)[:, [classes.index(c) for c in present]].sum(axis=1)
+    n_asked = int(asked.sum())
+    scores = screening.compute_scores(frame)
+
+    def row(tool: str, paired: str, rows: np.ndarray, score: np.ndarray, cutoff: float) -> dict[str, object]:
+        return {
+            "tool": tool,
+            "compared_with": paired,
+            "n": int(rows.sum()),
+            "coverage": rows.sum() / n_asked if n_asked else np.nan,
+            **_yes_no(truth[rows], score[rows], cutoff),
+        }
+
+    out = [row(f"model, every patient asked (P({' or '.join(present)}) >= 0.5)", "", asked, model, 0.5)]
+    for name, column, cutoff in _binary_baselines():
+        score = scores[column].to_numpy(dtype=np.float64)
+        rows = asked & ~np.isnan(score)
+        if not rows.any():
+            continue
+        out.append(row(name, "", rows, score, cutoff))
+        out.append(row(MODEL_ON_TOOL_ROWS, name, rows, model, 0.5))
+    return pd.DataFrame(out, columns=columns)
 
 
 def oracle_metrics(

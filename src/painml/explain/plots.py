@@ -17,7 +17,8 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LinearSegmentedColormap, Normalize
 from matplotlib.figure import Figure
 
-from painml.explain.shap import Explanation, numeric_data
+from painml.evaluation.plots import class_colours
+from painml.explain.shap import Explanation, numeric_data, waterfall
 from painml.record.columns import BY_NAME
 from painml.record.vocabulary import (
     NEUPSIG_GRADES,
@@ -26,7 +27,7 @@ from painml.record.vocabulary import (
     display_value,
 )
 
-_NEG, _POS, _MISSING, _CATEGORY = "#1f77b4", "#d62728", "#b0b0b0", "#2e9d5b"
+_NEG, _POS, _MISSING = "#1f77b4", "#d62728", "#b0b0b0"
 
 
 def file_stem(name: str) -> str:
@@ -42,8 +43,16 @@ DEPENDENCE_FEATURES = 6
 
 BEESWARM_NOTE = (
     "Each dot is one patient. Colour: the feature's value from low or absent (blue) to high or present "
-    "(red); grey: not recorded; green: a category with several levels (see its dependence plot)."
+    "(red); grey: not recorded. A category with several values (pain region, distribution, course) has one "
+    "colour per value, named in the legend under the plot."
 )
+LEVEL_COLOURS = ("#2ca02c", "#ff7f0e", "#17becf", "#8c564b", "#bcbd22", "#000000", "#004d40")
+"""One colour per value of a category in the beeswarm: none close to the blue-purple-red scale or to grey."""
+
+
+def _several_levels(feature: str) -> bool:
+    spec = BY_NAME.get(feature)
+    return spec is not None and spec.kind == "category" and len(spec.allowed) > 2
 
 
 def _margins(
@@ -63,7 +72,8 @@ def _margins(
 
 
 def axis_label(class_name: str, absolute: bool = False) -> str:
-    return f"{'mean |SHAP value|' if absolute else 'SHAP value'} (log-odds of {class_name})"
+    """The scale every SHAP plot is on: the model's score of the class (its calibrated softmax logit)."""
+    return f"{'mean |SHAP value|' if absolute else 'SHAP value'} (score of {class_name}: softmax logit)"
 
 
 def _class_pos(explanation: Explanation, k: int | str) -> int:
@@ -123,23 +133,37 @@ def plot_beeswarm(explanation: Explanation, k: int | str, max_display: int = MAX
     numbers = numeric_data(explanation)
     order = np.argsort(-np.abs(values).mean(axis=0))[:max_display]
     names = [display_name(explanation.feature_names[j]) for j in order[::-1]]
-    height = 0.42 * len(order) + 1.8
+    several = [j for j in order if _several_levels(explanation.feature_names[j])]
+    legend_rows = sum(-(-len(BY_NAME[explanation.feature_names[j]].allowed) // 4) for j in several)  # 4 per row
+    extra = 0.22 * legend_rows + (0.3 if several else 0.0)
+    height = 0.42 * len(order) + 1.8 + extra
     fig = Figure(figsize=(9, height))
-    _margins(fig, names, 9, height, right=0.99)
+    _margins(fig, names, 9, height, right=0.99, bottom=0.65 + extra)
     ax = fig.subplots()
     cmap = _VALUE_CMAP
+    handles = []
     for row, j in enumerate(order[::-1]):
+        feature = explanation.feature_names[j]
         x = values[:, j]
         y = row + _swarm(x)
         c = _scaled_colours(numbers[:, j])
         missing = ~np.isfinite(c)
-        spec = BY_NAME.get(explanation.feature_names[j])
-        # a category's levels have no low-high order: one neutral colour, its effect is in the dependence plot
-        colours = (
-            _CATEGORY if spec is not None and spec.kind == "category" and len(spec.allowed) > 2 else cmap(c[~missing])
-        )
         ax.scatter(x[missing], y[missing], s=9, color=_MISSING, alpha=0.7, linewidths=0, rasterized=True)
-        ax.scatter(x[~missing], y[~missing], s=9, c=colours, alpha=0.85, linewidths=0, rasterized=True)
+        if not _several_levels(feature):
+            ax.scatter(x[~missing], y[~missing], s=9, c=cmap(c[~missing]), alpha=0.85, linewidths=0, rasterized=True)
+            continue
+        # a category's levels have no low-high order: one colour per level, named in the legend below
+        for level, value in enumerate(BY_NAME[feature].allowed):
+            at = numbers[:, j] == level
+            handles.append(
+                ax.scatter(
+                    x[at], y[at], s=9, color=LEVEL_COLOURS[level % len(LEVEL_COLOURS)], alpha=0.85, linewidths=0,
+                    rasterized=True, label=f"{display_name(feature)}: {display_value(feature, value)}",
+                )
+            )  # fmt: skip
+    if handles:
+        fig.legend(handles=handles, loc="lower left", ncol=4, fontsize=7.5, frameon=False, markerscale=2,
+                   title="categories (one colour per value)", title_fontsize=8)  # fmt: skip
     ax.axvline(0, color="#555555", linewidth=0.8)
     ax.set_yticks(range(len(order)), names, fontsize=10)
     ax.set_ylim(-0.6, len(order) - 0.4)
@@ -149,7 +173,7 @@ def plot_beeswarm(explanation: Explanation, k: int | str, max_display: int = MAX
     ax.grid(axis="x", color="#eeeeee")
     bar = fig.colorbar(ScalarMappable(Normalize(0, 1), cmap), ax=ax, ticks=[0, 1], aspect=40, pad=0.01)
     bar.ax.set_yticklabels(["low /\nabsent", "high /\npresent"], fontsize=8)
-    bar.set_label("feature value (grey: not recorded; green: category)", fontsize=9)
+    bar.set_label("feature value (grey: not recorded)", fontsize=9)
     return fig
 
 
@@ -184,17 +208,17 @@ def plot_class_comparison(explanation: Explanation, max_display: int = MAX_DISPL
     _margins(fig, names, 8.5, height)
     ax = fig.subplots()
     height = 0.8 / n_classes
-    colours = ["#2ca02c", "#d62728", "#9467bd", "#ff7f0e", "#1f77b4", "#8c564b"]
+    colours = class_colours(explanation.classes)
     for c, cls in enumerate(explanation.classes):
         ax.barh(
             np.arange(len(table)) + ((n_classes - 1) / 2 - c) * height,
             table[cls].to_numpy(),
             height=height,
             label=cls,
-            color=colours[c % len(colours)],
+            color=colours[cls],
         )
     ax.set_yticks(range(len(table)), names, fontsize=10)
-    ax.set_xlabel("mean |SHAP value| (log-odds of each class: " + ", ".join(explanation.classes) + ")", fontsize=10)
+    ax.set_xlabel("mean |SHAP value| (score of each class: softmax logit)", fontsize=10)
     ax.set_ylabel("feature", fontsize=10)
     ax.set_title(title or "Which features matter for which class", fontsize=11)
     ax.legend(title="class", loc="lower right", fontsize=9)
@@ -225,6 +249,7 @@ def plot_dependence(explanation: Explanation, feature: str, title: str | None = 
         left=0.75 / (4.2 * n_classes), right=0.99, top=0.86, bottom=0.3 if rotate else 0.14, wspace=0.28
     )
     axes = np.atleast_1d(fig.subplots(1, n_classes, sharey=True))
+    colours = class_colours(explanation.classes)
     rng = np.random.default_rng(0)
     raw = shown.to_numpy()
     missing = pd.isna(shown).to_numpy()
@@ -256,7 +281,7 @@ def plot_dependence(explanation: Explanation, feature: str, title: str | None = 
     for k, ax in enumerate(axes):
         cls = explanation.classes[k]
         y = explanation.values[:, j, k]
-        ax.scatter(x[~missing], y[~missing], s=8, alpha=0.5, color=_POS, linewidths=0, rasterized=True)
+        ax.scatter(x[~missing], y[~missing], s=8, alpha=0.5, color=colours[cls], linewidths=0, rasterized=True)
         if missing.any():
             ax.scatter(
                 x[missing],
@@ -281,6 +306,20 @@ def plot_dependence(explanation: Explanation, feature: str, title: str | None = 
     return fig
 
 
+def example_title(n: int, predicted: str, probability: float) -> str:
+    """The heading of example patient ``n``'s waterfall, the same in the report and in ``shap/``."""
+    return f"Example patient {n}: why {predicted} (probability {probability:.0%})"
+
+
+WATERFALL_NOTE = (
+    "The bars add up, from the average patient's score to this patient's, on the model's score of the class "
+    "(its calibrated softmax logit). That score is not the log-odds of the class against all the others: the "
+    "probability depends on how it compares with the other classes' scores, so both ends are also given as "
+    "probabilities. Hatched bars are findings that were not recorded: the reason is an absence. Bars named "
+    '"N other ..." add up the findings not shown one by one, by part of the record.'
+)
+
+
 def plot_waterfall(
     explanation: Explanation,
     row: int,
@@ -289,48 +328,47 @@ def plot_waterfall(
     title: str | None = None,
     subtitle: str | None = None,
 ):
-    """One patient: from the average patient's log-odds to this patient's, feature by feature."""
-    k = int(explanation.predicted[row]) if k is None else _class_pos(explanation, k)
-    cls = explanation.classes[k]
-    values = explanation.values[row, :, k]
-    base = float(explanation.base_values[row, k])
-    order = np.argsort(-np.abs(values))
-    shown, rest = order[:max_display], order[max_display:]
-    items = [(explanation.label(row, explanation.feature_names[j]), float(values[j])) for j in shown]
-    if len(rest):
-        items.append((f"{len(rest)} other features", float(values[rest].sum())))
-    items = items[::-1]
-    height = 0.42 * len(items) + 2.2
+    """One patient: from the average patient's score to this patient's, finding by finding (see
+    :data:`WATERFALL_NOTE`); the rest grouped by block so that no hidden remainder outweighs what is shown."""
+    k = None if k is None else _class_pos(explanation, k)
+    w = waterfall(explanation, row, k, show=max_display)
+    cls = w.class_name
+    items = list(w.bars)[::-1]  # the largest at the top
+    height = 0.42 * len(items) + 2.4
     # fixed margins instead of constrained layout: measuring every label costs more than drawing them
-    longest = max(len(label) for label, _ in items)
+    longest = max(len(bar.label) for bar in items)
     fig = Figure(figsize=(9.5, height))
     fig.subplots_adjust(
-        left=min(0.55, (0.068 * longest + 0.75) / 9.5), right=0.97, top=1 - 1.05 / height, bottom=0.6 / height
+        left=min(0.55, (0.068 * longest + 0.75) / 9.5), right=0.97, top=1 - 1.25 / height, bottom=0.6 / height
     )
     ax = fig.subplots()
-    total = base + sum(v for _, v in items)  # the top bar ends at this patient's logit
-    # from the bottom (the smallest contributions) to the top (the largest), starting at the base value
+    base, total = w.base, w.total
     left = base
     lefts = []
-    for _, v in items:
+    for bar in items:
         lefts.append(left)
-        left += v
-    for y, ((_, v), l0) in enumerate(zip(items, lefts)):
-        ax.barh(y, v, left=l0, color=_POS if v >= 0 else _NEG, height=0.7)
-        ax.text(
-            l0 + v,
+        left += bar.value
+    for y, (bar, l0) in enumerate(zip(items, lefts)):
+        colour = _POS if bar.value >= 0 else _NEG
+        ax.barh(
             y,
-            f" {v:+.2f} " if v >= 0 else f" {v:+.2f} ",
-            va="center",
-            ha="left" if v >= 0 else "right",
-            fontsize=8,
+            bar.value,
+            left=l0,
+            color=colour,
+            height=0.7,
+            alpha=0.55 if bar.group or bar.missing else 1.0,
+            hatch="///" if bar.missing else None,
+            edgecolor="white" if bar.missing else colour,
         )
-    ax.set_yticks(range(len(items)), [label for label, _ in items], fontsize=9.5)
+        ax.text(
+            l0 + bar.value, y, f" {bar.value:+.2f} ", va="center", ha="left" if bar.value >= 0 else "right", fontsize=8
+        )
+    ax.set_yticks(range(len(items)), [bar.label for bar in items], fontsize=9.5)
     ax.axvline(base, color="#555555", linestyle="--", linewidth=0.9)
     ax.axvline(total, color="#000000", linewidth=0.9)
     ax.set_xlabel(axis_label(cls), fontsize=10)
-    ax.set_ylabel("recorded finding", fontsize=10)
-    ends = [base, *(l0 + v for (_, v), l0 in zip(items, lefts))]
+    ax.set_ylabel("finding", fontsize=10)
+    ends = [base, *(l0 + bar.value for bar, l0 in zip(items, lefts))]
     pad = 0.14 * (max(ends) - min(ends) or 1.0)
     ax.set_xlim(min(ends) - pad, max(ends) + pad)
     lo, hi = ax.get_xlim()
@@ -339,13 +377,25 @@ def plot_waterfall(
         return "left" if x < lo + 0.3 * (hi - lo) else "right" if x > lo + 0.7 * (hi - lo) else "center"
 
     ax.text(
-        base, len(items) - 0.35, f"average patient {base:.2f}", ha=align(base), va="bottom", fontsize=8, color="#555555"
+        base,
+        len(items) - 0.35,
+        f"average patient: score {base:.2f}, probability {w.base_probability:.0%}",
+        ha=align(base),
+        va="bottom",
+        fontsize=8,
+        color="#555555",
     )
-    p = float(explanation.proba[row, k])
-    ax.text(total, -0.9, f"this patient {total:.2f} (probability {p:.0%})", ha=align(total), va="top", fontsize=8)
+    ax.text(
+        total, -0.9, f"this patient: score {total:.2f}, probability {w.probability:.0%}", ha=align(total), va="top",
+        fontsize=8,
+    )  # fmt: skip
     ax.set_ylim(-1.3, len(items) + 0.1)
-    heading = title or f"Why {cls} (probability {p:.0%})"
-    lines = [heading, *([subtitle] if subtitle else []), f"red: towards {cls}, blue: away from {cls}"]
+    heading = title or f"Why {cls} (probability {w.probability:.0%})"
+    lines = [
+        heading,
+        *([subtitle] if subtitle else []),
+        f"red: towards {cls}, blue: away from {cls}; hatched: not recorded",
+    ]
     ax.set_title("\n".join(lines), fontsize=10.5)
     return fig
 

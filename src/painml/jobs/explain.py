@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from painml.explain.plots import file_stem, global_figures, mean_abs, plot_waterfall
+from painml.explain.plots import example_title, file_stem, global_figures, mean_abs, plot_waterfall
 from painml.explain.reasons import reasons_text
-from painml.explain.shap import Explanation, explain, pick_examples, sample_positions
+from painml.explain.shap import Example, Explanation, explain, pick_examples, sample_positions
 from painml.model.bundle import ModelBundle
 from painml.record.schema import Records, load_records
 from painml.record.vocabulary import display_name
@@ -35,7 +35,12 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def write_plots(
-    bundle: ModelBundle, records_frame, out_dir, patient_ids: Sequence[str] | None = None, max_rows: int = 2000
+    bundle: ModelBundle,
+    records_frame,
+    out_dir,
+    patient_ids: Sequence[str] | None = None,
+    max_rows: int = 2000,
+    examples: Sequence[Example] | None = None,
 ) -> list[Path]:
     """Every explanation plot for a cohort into ``out_dir``; returns the files written.
 
@@ -43,7 +48,8 @@ def write_plots(
     file path or :class:`painml.record.schema.Records`); validated first. Global plots
     use up to ``max_rows`` rows (a fixed random sample). Waterfalls: one per
     requested ``patient_ids`` (named after the id, see :func:`patient_stems`), else for example patients
-    (``waterfall_example_<n>.png``, no identifiers). Also writes
+    (``waterfall_example_<n>.png``, no identifiers): ``examples`` when given (positions in the records, as the
+    reviewer report numbers them), else chosen by rule from the sample. Also writes
     ``mean_abs_shap.csv`` and ``reasons.csv`` (top reasons of each waterfall).
     """
     out = Path(out_dir)
@@ -86,15 +92,19 @@ def write_plots(
                 }
             )
     else:
-        for n, ex in enumerate(pick_examples(explanation.proba, explanation.classes), start=1):
-            k = ex.class_index
-            title = (
-                f"Example patient {n}: why {explanation.classes[k]} "
-                f"(probability {explanation.proba[ex.position, k]:.0%})"
-            )
+        source, chosen_examples = explanation, list(examples or ())
+        if examples is None:
+            chosen_examples = pick_examples(explanation.proba, explanation.classes)
+        else:
+            at = [e.position for e in chosen_examples]
+            source = explain(bundle, records.features.iloc[at], frame.iloc[at])
+            chosen_examples = [Example(i, e.caption, e.class_index) for i, e in enumerate(chosen_examples)]
+        for n, ex in enumerate(chosen_examples, start=1):
+            k, p = ex.class_index, float(source.proba[ex.position, ex.class_index])
+            title = example_title(n, source.classes[k], p)
             written.append(
                 _save(
-                    plot_waterfall(explanation, ex.position, k, title=title, subtitle=ex.caption),
+                    plot_waterfall(source, ex.position, k, title=title, subtitle=ex.caption),
                     out / f"waterfall_example_{n}.png",
                 )
             )
@@ -102,9 +112,9 @@ def write_plots(
                 {
                     "example": f"example patient {n}",
                     "why_chosen": ex.caption,
-                    "predicted_class": explanation.classes[k],
-                    "probability": float(explanation.proba[ex.position, k]),
-                    **_reason_columns(explanation, ex.position, k),
+                    "predicted_class": source.classes[k],
+                    "probability": p,
+                    **_reason_columns(source, ex.position, k),
                 }
             )
     pd.DataFrame(reasons).to_csv(out / "reasons.csv", index=False)

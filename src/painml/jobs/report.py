@@ -25,7 +25,7 @@ from painml.model.dataset import Dataset, split_rows
 from painml.model.dataset import load_dataset as load_data
 from painml.record.schema import Records
 from painml.reporting.gather import ReportInputs
-from painml.reporting.render import REPORT_FILE, render
+from painml.reporting.render import REPORT_FILE, gallery_examples, render
 from painml.serving.predictor import Predictor
 from painml.tracking import runs, store
 
@@ -59,9 +59,28 @@ def build_report(
         return write_report(inputs, out_path, log=log)
 
 
+REPORT_DIR_TAG = "painml.report_dir"
+"""The run tag naming the folder training wrote its copy of the report to."""
+
+
+def report_folder(run_id: str) -> Path:
+    """Where training writes a run's report when not told otherwise: ``outputs/run-<first 8 characters>``."""
+    return Path("outputs") / f"run-{run_id[:8]}"
+
+
 def report_command(run_id: str, tracking_uri: str | None = None, out: str | Path | None = None) -> Path:
-    """``painml report --run RUN_ID [--out FILE]``: build, log and return the report's path."""
-    return build_report(run_id, tracking_uri, out or Path(f"report_{run_id[:8]}.html"))
+    """``painml report --run RUN_ID [--out FILE]``: build, log and return the report's path.
+
+    ``RUN_ID`` may be any unique prefix of the id (painml prints the first 8 characters); an unknown or ambiguous
+    one raises :class:`painml.tracking.runs.RunNotFound`. Without ``--out`` the report replaces the one training
+    wrote (the folder its run tag names, when it still exists), else goes to ``outputs/run-<id>/``.
+    """
+    store.use_store(store.resolve_tracking_uri(tracking_uri))
+    run_id = runs.resolve_run_id(run_id)
+    if out is None:
+        written = runs.read_run(run_id).tags.get(REPORT_DIR_TAG)
+        out = Path(written) if written and Path(written).is_dir() else report_folder(run_id)
+    return build_report(run_id, tracking_uri, out)
 
 
 def report_after_training(inputs: ReportInputs, out_dir: Path | None = None, max_rows: int = 2000) -> dict[str, Any]:
@@ -69,14 +88,18 @@ def report_after_training(inputs: ReportInputs, out_dir: Path | None = None, max
     from the objects the run already holds (explained on the run's own test rows); a copy of the
     report in ``out_dir`` when given."""
     test = Records(inputs.frame.iloc[inputs.rows["test"]])
+    proba = inputs.proba if inputs.proba is not None else inputs.bundle.predict_proba(test.features)
+    examples = gallery_examples(inputs, proba)
     with tempfile.TemporaryDirectory() as tmp:
         shap_dir = Path(tmp) / "shap"
-        paths = write_plots(inputs.bundle, test, shap_dir, max_rows=max_rows)
+        paths = write_plots(inputs.bundle, test, shap_dir, max_rows=max_rows, examples=examples)
         runs.log_artifacts(inputs.run_id, shap_dir, "shap")
         inputs.shap_dir = shap_dir
         _logged_figures(inputs.run_id, inputs.winner, Path(tmp) / "figures", inputs.images, ("instability",))
         report = write_report(inputs, (out_dir or Path(tmp)) / REPORT_FILE)
         size = report.stat().st_size
+    if out_dir is not None:
+        runs.set_tags(inputs.run_id, {REPORT_DIR_TAG: str(Path(out_dir).resolve())})
     return {
         "shap": [f"shap/{p.name}" for p in paths],
         "report": f"{REPORT_ARTIFACT}/{REPORT_FILE}",

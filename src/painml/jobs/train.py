@@ -83,6 +83,7 @@ def run_training(
 
     The reviewer report is logged to the run and, with ``report_dir``, also written there.
     """
+    started = time.time()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     console = console or Console()
@@ -190,7 +191,7 @@ def run_training(
         progress.advance(task)
 
         stage("logging the run to MLflow")
-        with runs.start_run(experiment_id, cfg.name) as run_id:
+        with runs.start_run(experiment_id, cfg.name, started=started) as run_id:
             metrics = _log_run(
                 cfg,
                 data,
@@ -251,6 +252,7 @@ def run_training(
             )
             written = report_after_training(inputs, report_dir(run_id) if report_dir else None)
             result.report, result.report_file = written["report"], written["report_file"]
+        runs.finish(run_id)
         progress.advance(task)
     return result
 

@@ -9,12 +9,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 from painml.config import TrainConfig
 from painml.evaluation.clinical import ClinicalEvaluation
 from painml.evaluation.decision import TREAT_ALL, TREAT_NONE
-from painml.evaluation.metrics import COMPONENT_ABSENT, COMPONENT_PRESENT
 from painml.evaluation.sample_size import CRITERIA, SampleSizeAssessment
 from painml.evaluation.stability import Instability
 from painml.model.bundle import ModelBundle
@@ -60,52 +58,6 @@ class ReportInputs:
     """Where the anticipated performance of the sample-size check came from, in words."""
     sample_size_lines: tuple[str, ...] = ()
     """The lines of the run's ``sample_size.txt``: what a rebuilt report shows when ``sample_size`` is empty."""
-
-
-def component_table(
-    baselines: pd.DataFrame, y_true: np.ndarray, proba: np.ndarray, classes: list[str], model_name: str
-) -> pd.DataFrame:
-    """The yes/no screening tools against the model on their question: is a neuropathic component present?
-
-    The model answers with P(not nociceptive) >= 0.5, on every row the tools
-    were asked about (rows labelled nociceptive, neuropathic or mixed).
-    """
-    tools = (
-        baselines[baselines["question"] == "neuropathic component"] if "question" in baselines else baselines.iloc[:0]
-    )
-    present = [c for c in COMPONENT_PRESENT if c in classes]
-    absent = [c for c in COMPONENT_ABSENT if c in classes]
-    rows = []
-    if present and absent:
-        asked = np.isin(y_true, present + absent)
-        truth = np.isin(y_true[asked], present)
-        score = proba[asked][:, [classes.index(c) for c in present]].sum(axis=1)
-        positive = score >= 0.5
-        sens = float(positive[truth].mean()) if truth.any() else np.nan
-        spec = float((~positive[~truth]).mean()) if (~truth).any() else np.nan
-        auc = float(roc_auc_score(truth, score)) if 0 < truth.sum() < len(truth) else np.nan
-        rows.append(
-            {
-                "tool": f"{model_name} (P({' or '.join(present)}) >= 0.5)",
-                "coverage": 1.0,
-                "sensitivity": sens,
-                "specificity": spec,
-                "balanced_accuracy": (sens + spec) / 2,
-                "auroc": auc,
-            }
-        )
-    for _, b in tools.iterrows():
-        rows.append(
-            {
-                "tool": b["baseline"],
-                "coverage": b["coverage"],
-                "sensitivity": b["sensitivity"],
-                "specificity": b["specificity"],
-                "balanced_accuracy": b["balanced_accuracy"],
-                "auroc": b["auroc"],
-            }
-        )
-    return pd.DataFrame(rows, columns=["tool", "coverage", "sensitivity", "specificity", "balanced_accuracy", "auroc"])
 
 
 def missingness(frame: pd.DataFrame) -> pd.DataFrame:

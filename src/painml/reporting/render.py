@@ -35,7 +35,7 @@ from painml.evaluation.metrics import COMPONENT_ABSENT, COMPONENT_PRESENT
 from painml.evaluation.stability import CLASS_CHANGE_THRESHOLD
 from painml.explain import plots as explain_plots
 from painml.explain import shap
-from painml.explain.reasons import reasons_text
+from painml.explain.plots import WATERFALL_NOTE
 from painml.features.encoding import record_columns, screening_scores
 from painml.model.conformal import coverage_by_class, prediction_sets
 from painml.record.columns import BY_NAME
@@ -43,7 +43,6 @@ from painml.record.vocabulary import block_title, display_name
 from painml.reporting.gather import (
     DECISION_THRESHOLDS,
     ReportInputs,
-    component_table,
     decision_summary,
     estimated_vs_apparent,
     missingness,
@@ -56,6 +55,7 @@ REPORT_FILE = "report.html"
 
 SECTIONS = {
     "purpose": "What this model is for, and what it is not",
+    "key-results": "Key results in plain words",
     "data": "Data",
     "performance": "Performance",
     "calibration": "Calibration",
@@ -65,6 +65,7 @@ SECTIONS = {
     "explanations": "Global explanations",
     "gallery": "Example patients",
     "model-card": "Model card (TRIPOD+AI)",
+    "glossary": "Glossary",
 }
 """Section id -> heading, in page order; each id has its template ``templates/section-<id>.html``."""
 
@@ -127,6 +128,8 @@ def render(inputs: ReportInputs, max_rows: int = 2000) -> str:
     }
     content["gallery"], example_ids = _gallery(inputs, how, features, frame_test, y_test, proba)
     content["model-card"] = _model_card(inputs, how, intervals, clinical)
+    content["key-results"] = _key_results(inputs, how, proba, y_test, content["performance"])
+    content["glossary"] = {"terms": [(k, v) for k, v in GLOSSARY.items() if how["resampled"] or k != "out-of-fold"]}
     env = _environment()
     # Our own stylesheet, read as text rather than rendered: CSS braces must never be parsed as Jinja syntax.
     css = Markup(env.loader.get_source(env, "report.css")[0])
@@ -497,8 +500,7 @@ def _performance(
                 evaluate.confusion(y_test, pred, classes), f"{winner}: confusion matrix ({how['which']})"
             )
         )
-    tools = component_table(inputs.baselines, y_test, proba, classes, winner).set_index("tool")
-    tools.columns = [c.replace("_", " ") for c in tools.columns]
+    tools, everyone = _tools(inputs.frame.iloc[inputs.rows["test"]], y_test, proba, classes)
     return {
         "resampled": how["resampled"],
         "cv": inputs.validation == "cv",
@@ -508,7 +510,7 @@ def _performance(
         "repeats": inputs.cfg.validation.repeats,
         "ceiling": "exact posterior (ceiling)" in inputs.comparison.index,
         "comparison": _table(cmp, row_class=row_class, index=True),
-        "comparison_title": f"{_count_words(len(classes))} classes: {how['estimate']} metrics "
+        "comparison_title": f"{evaluate.label_set_name(classes).capitalize()}: {how['estimate']} metrics "
         "(higher is better except log loss, Brier and ECE)",
         "estimates": estimates,
         "family": _family_words(winner),
@@ -520,15 +522,131 @@ def _performance(
         "coverage_by_class": _coverage_by_class(inputs, proba, y_index),
         "mondrian": inputs.bundle.metadata.conformal_qhat_by_class is not None,
         "confusion": _b64(images["confusion"]),
-        "tools": _table(
-            tools,
-            {"coverage": "pct"},
-            index=True,
-            row_class=lambda key, _: "winner" if str(key).startswith(winner) else "",
-        )
-        if len(tools)
-        else None,
+        "tools": tools,
+        "tools_everyone": everyone,
     }
+
+
+_TOOL_METRICS = {"sensitivity": "sensitivity", "specificity": "specificity", "balanced_accuracy": "balanced accuracy"}
+
+
+def _tools(
+    frame: pd.DataFrame, y: np.ndarray, proba: np.ndarray, classes: list[str]
+) -> tuple[dict[str, Any] | None, str]:
+    """Each screening tool with the model scored on exactly the same patients, side by side; and the model on
+    every patient asked, in words."""
+    long = evaluate.tool_comparison(frame, y, proba, classes)
+    if long.empty:
+        return None, ""
+    first = long.iloc[0]
+    everyone = (
+        f"On all {int(first['n']):,} patients asked, the model's sensitivity is {first['sensitivity']:.0%} and its "
+        f"specificity {first['specificity']:.0%} (balanced accuracy {first['balanced_accuracy']:.3f})."
+    )
+    rest = long.iloc[1:]
+    tools = rest[rest["compared_with"].eq("")].set_index("tool")
+    model = rest[rest["compared_with"].ne("")].set_index("compared_with")
+    table = pd.DataFrame(index=pd.Index(tools.index, name="tool"))
+    table["patients with the tool"] = tools["n"].astype(int)
+    table["share of patients asked"] = tools["coverage"].astype(float)
+    for key, words in _TOOL_METRICS.items():
+        table[f"{words}: tool"] = tools[key].astype(float)
+        table[f"{words}: model"] = model.loc[tools.index, key].astype(float).to_numpy()
+    table["AUROC: tool"] = tools["auroc"].astype(float)
+    table["AUROC: model"] = model.loc[tools.index, "auroc"].astype(float).to_numpy()
+    return _table(table, {"patients with the tool": "int", "share of patients asked": "pct"}, index=True), everyone
+
+
+GLOSSARY = {
+    "accuracy": "The share of patients whose most probable class is the clinician's label.",
+    "balanced accuracy": "The average, over the classes, of the share of each class's patients recognised: a "
+    "rare class counts as much as a common one. For a yes/no question, the average of sensitivity and specificity.",
+    "sensitivity": "Of the patients who have the condition, the share the tool or model calls positive.",
+    "specificity": "Of the patients who do not have it, the share called negative.",
+    "macro F1": "For each class, a balance of how many of its patients are found and how many of those called it "
+    "really have it (1 is perfect, 0 is none), averaged over the classes.",
+    "AUROC": "The chance that a patient who has the class gets a higher probability of it than one who does not "
+    "(0.5 is a coin toss, 1 is perfect ranking).",
+    "PDI": "The polytomous discrimination index: the multi-class AUROC, the chance the model picks out a patient of "
+    "each class from a set of one patient of every class (1 divided by the number of classes is chance).",
+    "log loss": "The average surprise at the clinician's label: low when the model gave the true class a high "
+    "probability, very high when it was confident and wrong. Lower is better.",
+    "Brier score": "The average squared difference between the probabilities and what happened (1 for the true "
+    "class, 0 for the others). Lower is better.",
+    "ECE": "Expected calibration error: how far, on average, the stated probabilities are from how often the "
+    "class really occurred among patients given that probability. Lower is better.",
+    "calibration (intercept, slope, ICI)": "Whether a stated 70% comes true 70% of the time. The intercept says if "
+    "probabilities are too high or too low on average (0 is ideal); the slope says if they are too extreme "
+    "(below 1) or too timid (above 1); ICI is the average distance from the ideal line.",
+    "temperature": "One number, fitted on patients the model did not learn from, that softens or sharpens all the "
+    "model's probabilities together so that they match how often the classes occur.",
+    "prediction set (conformal)": "The classes the model cannot rule out for a patient. It is built so that it "
+    "holds the clinician's label for the stated share of patients (for example 90%); one class means the model is "
+    "sure enough, several mean it is not.",
+    "coverage": "For prediction sets, the share of patients whose set holds the clinician's label; for a screening "
+    "tool, the share of patients on whom it could be scored (its items were recorded).",
+    "exact posterior (Bayes ceiling)": "On simulated patients the simulator knows each patient's true "
+    "probabilities: the best any model could do with these records. The gap to it is what better modelling could "
+    "still gain.",
+    "net benefit (decision curve)": "The true positives gained per patient, minus the false positives weighted by "
+    "how many false alarms one true case is worth at the chosen threshold.",
+    "out-of-fold": "Predictions for a patient made by a model fitted without that patient.",
+    "score (softmax logit)": "The number the model computes for each class before turning the scores into "
+    "probabilities. The class with the highest score is the most probable one; the difference between two "
+    "classes' scores is the logarithm of the ratio of their probabilities.",
+    "logit, log-odds": "The logarithm of p / (1 - p): 0 means 50%, +2.2 means 90%, -2.2 means 10%.",
+    "SHAP value": "How much one finding moved a class's score for one patient, compared with an average patient. "
+    "A patient's values add up exactly to the difference between their score and the average patient's.",
+}
+"""Terms of the report in plain words, shown in its glossary."""
+
+
+def _key_results(
+    inputs: ReportInputs, how: dict[str, Any], proba: np.ndarray, y: np.ndarray, performance: dict[str, Any]
+) -> dict[str, Any]:
+    """The main numbers as sentences a clinician can repeat: each class recognised and mistaken for what, the
+    prediction sets, and the model beside the best screening tool on that tool's patients."""
+    classes = inputs.bundle.classes
+    predicted = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
+    lines = []
+    for c in classes:
+        mine = y == c
+        if not mine.any():
+            continue
+        called = pd.Series(predicted[mine]).value_counts()
+        right = int(called.get(c, 0))
+        line = (
+            f"{c.capitalize()} pain is recognised in {right / mine.sum():.0%} of the patients who have it "
+            f"({right:,} of {int(mine.sum()):,})"
+        )
+        wrong = called.drop(c, errors="ignore")
+        if len(wrong) and wrong.iloc[0] > 0:
+            line += f"; {wrong.iloc[0] / mine.sum():.0%} of them are called {wrong.index[0]}"
+        lines.append(line + ".")
+        said = predicted == c
+        if said.any():
+            lines.append(
+                f"When the model says {c}, the clinician agrees in {np.mean(y[said] == c):.0%} of patients "
+                f"({int(np.sum(y[said] == c)):,} of {int(said.sum()):,})."
+            )
+    if performance["coverage"] != "—":
+        lines.append(
+            f"The {performance['confidence']} prediction set holds the clinician's label for {performance['coverage']}"
+            f" of patients, with {float(performance['set_size']):.1f} classes on average."
+        )
+    tools = evaluate.tool_comparison(inputs.frame.iloc[inputs.rows["test"]], y, proba, classes)
+    rest = tools.iloc[1:]
+    pairs = rest[rest["compared_with"].eq("")].set_index("tool")
+    if len(pairs):
+        model = rest[rest["compared_with"].ne("")].set_index("compared_with")
+        best = pairs["balanced_accuracy"].idxmax()
+        lines.append(
+            f"On the {int(pairs.loc[best, 'n']):,} patients who had {best.split(' ')[0]} recorded, the best screening "
+            f"tool here ({best}) finds {pairs.loc[best, 'sensitivity']:.0%} of those with a neuropathic component "
+            f"and clears {pairs.loc[best, 'specificity']:.0%} of those without; on the same patients the model finds "
+            f"{model.loc[best, 'sensitivity']:.0%} and clears {model.loc[best, 'specificity']:.0%}."
+        )
+    return {"simulated": inputs.simulated, "patients": how["patients"], "lines": lines}
 
 
 def _interval(low: float, high: float) -> str:
@@ -770,6 +888,12 @@ def _explanations(
     }
 
 
+def gallery_examples(inputs: ReportInputs, proba: np.ndarray) -> list[shap.Example]:
+    """The example patients, chosen by rule on the report's probabilities (test or out-of-fold) and labels;
+    training passes the same ones to the ``shap/`` waterfalls, so "example patient N" is one patient in both."""
+    return shap.pick_examples(proba, inputs.bundle.classes, inputs.y[inputs.rows["test"]])
+
+
 def _gallery(
     inputs: ReportInputs,
     how: dict[str, Any],
@@ -784,10 +908,15 @@ def _gallery(
     model; under resampling it was fitted on these patients too, so its own probabilities are shown beside
     the out-of-fold ones."""
     classes = inputs.bundle.classes
-    examples = shap.pick_examples(proba, classes, y_test)
+    examples = gallery_examples(inputs, proba)
     ids = [str(v) for v in frame["patient_id"].iloc[[e.position for e in examples]]] if "patient_id" in frame else []
     if not examples:
-        return {"cards": [], "resampled": how["resampled"], "which": how["which"]}, ids
+        return {
+            "cards": [],
+            "resampled": how["resampled"],
+            "which": how["which"],
+            "waterfall_note": WATERFALL_NOTE,
+        }, ids
     positions = [e.position for e in examples]
     chosen = shap.explain(inputs.bundle, features.iloc[positions], frame.iloc[positions])
     final = inputs.bundle.predict_proba(features.iloc[positions]) if how["resampled"] else proba[positions]
@@ -798,11 +927,12 @@ def _gallery(
         i, k = n - 1, ex.class_index
         predicted, truth = classes[k], str(y_test[ex.position])
         p = float(final[i, k])
-        title = f"Example patient {n}: why {predicted} (probability {p:.0%})"
-        if how["resampled"]:
-            title = f"Example patient {n}: why {predicted} (registered model: {p:.0%})"
-        fig = explain_plots.plot_waterfall(chosen, i, k, title=title, subtitle=ex.caption)
+        fig = explain_plots.plot_waterfall(
+            chosen, i, k, title=explain_plots.example_title(n, predicted, p), subtitle=ex.caption
+        )
+        bars = shap.waterfall(chosen, i, k).shown[:4]
         members = [c for c, keep in zip(classes, sets[i]) if keep] if sets is not None else None
+        what_if = shap.what_if_recorded(inputs.bundle, frame.iloc[[ex.position]])
         cards.append(
             {
                 "n": n,
@@ -813,11 +943,13 @@ def _gallery(
                 "probabilities": ", ".join(f"{c} {proba[ex.position, j]:.0%}" for j, c in enumerate(classes)),
                 "registered": ", ".join(f"{c} {final[i, j]:.0%}" for j, c in enumerate(classes)),
                 "prediction_set": " or ".join(members) if members is not None else None,
-                "reasons": reasons_text(chosen, i, k, n=4, plain=True),
+                "reasons": [b.sentence(predicted) for b in bars if not b.missing],
+                "absences": [b.sentence(predicted) for b in bars if b.missing],
+                "what_if": [w.sentence() for w in what_if],
                 "waterfall": _b64(_png(fig)),
             }
         )
-    return {"cards": cards, "resampled": how["resampled"], "which": how["which"]}, ids
+    return {"cards": cards, "resampled": how["resampled"], "which": how["which"], "waterfall_note": WATERFALL_NOTE}, ids
 
 
 def _model_card(
@@ -925,7 +1057,3 @@ def _model_card(
         "commit": inputs.tags.get("git.commit", "unknown")[:12],
         "run_id": inputs.run_id,
     }
-
-
-def _count_words(n: int) -> str:
-    return {2: "Two", 3: "Three", 4: "Four", 5: "Five"}.get(n, str(n))

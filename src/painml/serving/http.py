@@ -56,6 +56,7 @@ from painml.record.columns import INPUT_COLUMNS
 from painml.record.gate import RecordChecker
 from painml.record.problems import SchemaError
 from painml.record.projections import record_json_schema
+from painml.serving.page import explain_record, mount_page
 from painml.serving.predictor import MAX_REASONS, Predictor
 
 __all__ = [
@@ -128,8 +129,11 @@ def create_app(
             "missing fields mean not recorded."
         ),
         lifespan=lifespan,
+        docs_url=None,  # Swagger UI loads from a CDN; mount_page serves a /docs page that needs no network
+        redoc_url=None,
     )
     app.state.predictor = predictor
+    mount_page(app, predictor)
 
     @app.exception_handler(RequestProblem)
     async def _problem(request: Request, exc: RequestProblem) -> JSONResponse:
@@ -241,6 +245,27 @@ def create_app(
         body = json.dumps(rows[0] if single else rows, separators=(",", ":"))
         return Response(content=body, media_type="application/json")
 
+    @app.post(
+        "/explain",
+        summary="Why: the waterfall of one record's prediction and what recording a missing finding would change",
+        responses={
+            400: _declared("The body is not valid JSON"),
+            413: _declared("The body is over the size limit"),
+            422: _declared("Not one record, or a record the patient-record schema rejects"),
+            503: _declared("The explanation took longer than the time limit"),
+        },
+    )
+    async def explain(request: Request) -> Response:
+        payload = _parse(await _read_body(request, max_body_bytes, body_timeout_s))
+        if not isinstance(payload, dict):
+            raise RequestProblem(422, "send one patient record (a JSON object) to explain")
+        future = asyncio.get_running_loop().run_in_executor(executor, _explain, predictor, payload)
+        try:
+            answer = await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            raise RequestProblem(503, f"the explanation took longer than the limit of {timeout_s:g} s") from None
+        return Response(content=json.dumps(answer, separators=(",", ":")), media_type="application/json")
+
     _add_schemas(app, predictor)
     if allowed_hosts is not None or token is not None:
         app.add_middleware(Guard, allowed_hosts=allowed_hosts, token=token)
@@ -300,6 +325,15 @@ def _score(predictor: Predictor, records: list[dict[str, Any]], reasons: int) ->
         if len(records) == 1:
             return [predictor.predict_one(records[0], reasons=reasons, allow_extra=False)]
         return predictor.predict_many(records, reasons=reasons, allow_extra=False)
+    except SchemaError as error:
+        raise RequestProblem(
+            422, error.report(limit=0).splitlines()[0] + ": see problems", [_problem(p) for p in error.problems]
+        ) from None
+
+
+def _explain(predictor: Predictor, record: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return explain_record(predictor, record)
     except SchemaError as error:
         raise RequestProblem(
             422, error.report(limit=0).splitlines()[0] + ": see problems", [_problem(p) for p in error.problems]

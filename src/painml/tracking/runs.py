@@ -37,13 +37,83 @@ class RunRecord:
     metrics: dict[str, float]
 
 
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+"""Tells the MLflow UI the experiment holds model training runs, so it opens on them, not on GenAI traces."""
+
+
 @contextlib.contextmanager
-def start_run(experiment_id: str, name: str) -> Iterator[str]:
-    """A new run of ``experiment_id`` for the block; yields its id, ends it on the way out."""
+def start_run(experiment_id: str, name: str, started: float | None = None) -> Iterator[str]:
+    """A new run of ``experiment_id`` for the block; yields its id, ends it on the way out.
+
+    ``started`` (seconds since the epoch) backdates the run to when the work began, so that the UI shows the
+    whole training's duration rather than the logging's; :func:`finish` sets the end once everything is logged.
+    """
     import mlflow
 
-    with mlflow.start_run(experiment_id=experiment_id, run_name=name) as run:
-        yield run.info.run_id
+    client = mlflow.MlflowClient()
+    client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    start = None if started is None else int(started * 1000)
+    run = client.create_run(experiment_id, start_time=start, run_name=name)
+    with mlflow.start_run(run_id=run.info.run_id) as active:
+        yield active.info.run_id
+
+
+def finish(run_id: str) -> None:
+    """Mark a run finished now: after what is logged once its block has closed (explanations, report)."""
+    import time
+
+    from mlflow import MlflowClient
+
+    MlflowClient().set_terminated(run_id, "FINISHED", end_time=int(time.time() * 1000))
+
+
+class RunNotFound(LookupError):
+    """No run, or more than one, answers to the id or prefix given; the message says which."""
+
+
+def resolve_run_id(prefix: str) -> str:
+    """The full id of the one run whose id starts with ``prefix`` (a full id, or the 8 characters painml prints).
+
+    Raises :class:`RunNotFound` naming the candidates when the prefix is unknown or ambiguous.
+    """
+    from mlflow import MlflowClient
+    from mlflow.entities import ViewType
+    from mlflow.exceptions import MlflowException
+
+    prefix = prefix.strip().lower()
+    if not prefix or any(c not in "0123456789abcdef" for c in prefix):
+        raise RunNotFound(f"{prefix!r} is not a run id: run ids are hexadecimal, like the 8 characters painml prints")
+    client = MlflowClient()
+    if len(prefix) == 32:
+        try:
+            return client.get_run(prefix).info.run_id
+        except MlflowException:
+            raise RunNotFound(f"no run {prefix} in the tracking store {client.tracking_uri}") from None
+    experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+    found: list[str] = []
+    token = None
+    while experiments:
+        page = client.search_runs(experiments, run_view_type=ViewType.ALL, max_results=1000, page_token=token)
+        found += [r.info.run_id for r in page if r.info.run_id.startswith(prefix)]
+        token = page.token
+        if not token:
+            break
+    if not found:
+        raise RunNotFound(f"no run id starts with {prefix} in the tracking store {client.tracking_uri}")
+    if len(found) > 1:
+        shown = ", ".join(sorted(found)[:5]) + (", ..." if len(found) > 5 else "")
+        raise RunNotFound(f"{len(found)} runs start with {prefix} ({shown}): give more characters of the id")
+    return found[0]
+
+
+def set_tags(run_id: str, tags: Mapping[str, str]) -> None:
+    """Set tags on a run, finished or not."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
 
 
 def read_run(run_id: str) -> RunRecord:
