@@ -217,7 +217,7 @@ def test_explain_command_writes_waterfalls_for_chosen_patients(trained_store, tm
         assert f"waterfall_{explain_plots.file_stem(pid)}.png" in names
     reasons = pd.read_csv(tmp_path / "out" / "reasons.csv")
     assert list(reasons["patient_id"].astype(str)) == chosen
-    assert reasons["reason_1"].str.contains("log-odds").all()
+    assert reasons["reason_1"].str.contains(r"[+-]\d\.\d\d score\)").all()
     with pytest.raises(KeyError, match="no-such-patient"):
         explain_job.explain_command(
             trained_store.model_uri, cohort, tmp_path / "x", ["no-such-patient"], tracking_uri=trained_store.uri

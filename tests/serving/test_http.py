@@ -75,7 +75,7 @@ def test_the_three_ways_give_identical_results(client, served, tmp_path):
         assert row["prediction_set"] == "|".join(cli["prediction_set"])
         assert (row["flags"] if isinstance(row["flags"], str) else "") == "; ".join(cli["flags"])
         assert [row[f"reason_{k}"] for k in (1, 2, 3)] == [
-            f"{r['label']} ({r['direction']} {r['class_name']}, {r['size']:+.2f} log-odds)" for r in cli["reasons"]
+            f"{r['label']} ({r['direction']} {r['class_name']}, {r['size']:+.2f} score)" for r in cli["reasons"]
         ]
 
 

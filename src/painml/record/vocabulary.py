@@ -155,11 +155,14 @@ TOWARDS, AWAY = "towards", "away from"
 
 
 def reason_sentence(label: str, direction: str, class_name: str, size: float, *, plain: bool = False) -> str:
-    """One reason as people read it: "brush allodynia: present (towards neuropathic, +0.42 log-odds)";
-    ``plain`` for a clinical reader: "brush allodynia: present: made neuropathic more likely (+0.42 log-odds)"."""
+    """One reason as people read it: "brush allodynia: present (towards neuropathic, +0.42 score)";
+    ``plain`` for a clinical reader: "brush allodynia: present: made neuropathic more likely (+0.42 score)".
+
+    The size is a SHAP value on the class's score (its calibrated softmax logit), not the log-odds of the
+    class against all the others, so it is called what it is."""
     if plain:
-        return f"{label}: made {class_name} {'more' if direction == TOWARDS else 'less'} likely ({size:+.2f} log-odds)"
-    return f"{label} ({direction} {class_name}, {size:+.2f} log-odds)"
+        return f"{label}: made {class_name} {'more' if direction == TOWARDS else 'less'} likely ({size:+.2f} score)"
+    return f"{label} ({direction} {class_name}, {size:+.2f} score)"
 
 
 def reason_label(feature: str, value: Any) -> str:
