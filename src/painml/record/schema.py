@@ -17,8 +17,11 @@ table, run lazily so that every problem in a file is reported at once.
 
 from __future__ import annotations
 
+import difflib
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +41,7 @@ from painml.record.columns import (
     TRUE_PREFIX,
     Column,
 )
-from painml.record.files import iter_raw, read_raw
+from painml.record.files import LINE_PROBLEMS, canonical_name, iter_raw, read_raw
 from painml.record.labels import relabel
 from painml.record.problems import Problem, SchemaError, _count, _python
 from painml.record.projections import pandera_schema
@@ -172,7 +175,7 @@ def validate_file(
     Meant for ``painml validate FILE``: bad input is printed, never raised. Labels are read through the
     map and drop rules of a training config when given, as training reads them.
     """
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     try:
         raw = read_raw(path)
     except SchemaError as error:
@@ -212,23 +215,27 @@ def _check(
     """Coerce every known column, check it, and collect problems for all rows at once."""
     classes = tuple(classes)
     problems: list[Problem] = []
-    names = [str(name).strip() for name in raw.columns]
+    lines: dict[int, str] = raw.attrs.get(LINE_PROBLEMS) or {}
+    names = [canonical_name(name) for name in raw.columns]
     raw = raw.set_axis(names, axis=1)
-    for name in dict.fromkeys(n for n in names if names.count(n) > 1):
-        problems.append(Problem(None, name, None, "this column appears more than once"))
-    raw = raw.loc[:, ~raw.columns.duplicated()]
+    repeated = _repeated(names)
+    if repeated:
+        problems.extend(Problem(None, name, None, "this column appears more than once") for name in repeated)
+        raw = raw.loc[:, ~raw.columns.duplicated()]
     n = len(raw)
     if n == 0:
         problems.append(Problem(None, None, None, f"the {noun} has no rows"))
 
     truth_names = [c for c in raw.columns if c.startswith(TRUE_PREFIX)]
-    extras = tuple(c for c in raw.columns if c not in BY_NAME and c not in truth_names)
+    extras = tuple(c for c in raw.columns if c not in BY_NAME and not c.startswith(TRUE_PREFIX))
     missing = tuple(c.name for c in INPUT_COLUMNS if c.name not in raw.columns)
     if extras and not allow_extra:
         problems.extend(
             Problem(None, name, None, "unknown column; the patient record's columns are listed in data/README.md")
             for name in extras
         )
+    elif extras:
+        problems.extend(_misspelled(extras))
     has_label = LABEL.name in raw.columns
     if require_label and not has_label:
         message = f"training data needs a {LABEL.name} column with one of: {', '.join(classes)}"
@@ -264,11 +271,20 @@ def _check(
                 problems.append(Problem(None, str(name), None, "; ".join(map(str, group["check"].unique()))))
             expected = label_expected if name == LABEL.name else BY_NAME[str(name)].expected
             _add_cells(found, positional, str(name), index.dropna().to_numpy(dtype=np.int64), expected, row_offset)
+    for row, why in lines.items():
+        position = row - row_offset - 1
+        for name in list(positional.columns):
+            found.pop((row, name), None)
+        found[(row, "")] = Problem(row, None, None, why, _patient_id(positional, position))
     problems.extend(found.values())
     problems.sort(key=lambda p: (p.row is not None, p.row or 0, _ORDER.get(p.column or "", len(_ORDER))))
 
     bad_rows = np.zeros(n, dtype=bool)
     bad_rows[[row - row_offset - 1 for row, _ in found]] = True
+    notices = _notices(missing, truth_names, extras if allow_extra else (), noun)
+    repeated_ids = _repeated_ids(coerced["patient_id"], row_offset)
+    if repeated_ids:
+        notices = (*notices, repeated_ids)
 
     label = coerced.pop(LABEL.name).set_axis(raw.index) if has_label else None
     frame = pd.concat([coerced.set_axis(raw.index), raw.loc[:, list(extras)]], axis=1)
@@ -279,9 +295,66 @@ def _check(
         truth=truth,
         missing_columns=missing,
         extra_columns=extras,
-        notices=_notices(missing, truth_names, extras if allow_extra else (), noun),
+        notices=notices,
     )
     return _Checked(records, problems, bad_rows)
+
+
+def _repeated(names: list[str]) -> list[str]:
+    """Names that occur more than once, in order of first occurrence (linear: headers can be very wide)."""
+    counts = Counter(names)
+    return [name for name, k in counts.items() if k > 1]
+
+
+_KNOWN_LOWER = tuple(BY_NAME)
+SUGGESTED_COLUMNS = 1_000
+"""Unknown columns examined for a likely misspelling, so that a header of 100,000 names is checked in linear time."""
+
+
+@lru_cache(maxsize=64)
+def _suggestion(name: str) -> str | None:
+    """The record column an unknown name most likely meant (``Pain Intensity``, ``brush_alodynia``), if any."""
+    key = name.strip().lower().replace(" ", "_").replace("-", "_")
+    if key in BY_NAME:
+        return key
+    if not 3 <= len(key) <= 60:
+        return None
+    close = difflib.get_close_matches(key, _KNOWN_LOWER, n=1, cutoff=0.85)
+    return close[0] if close else None
+
+
+def _misspelled(extras: tuple[str, ...]) -> list[Problem]:
+    """An unknown column that closely matches a record column is a problem, not an extra to carry: every
+    patient would silently be "not examined" for the finding the column meant."""
+    out = []
+    for name in extras[:SUGGESTED_COLUMNS]:
+        meant = _suggestion(name)
+        if meant is not None:
+            message = f"unknown column; did you mean {meant!r}? (rename it; other unknown columns are carried through)"
+            out.append(Problem(None, name, None, message))
+    return out
+
+
+def _patient_id(positional: pd.DataFrame, position: int) -> str | None:
+    if "patient_id" not in positional.columns or not 0 <= position < len(positional):
+        return None
+    value = positional["patient_id"].iat[position]
+    return None if _missing_value(value) else str(value)
+
+
+def _missing_value(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+
+def _repeated_ids(ids: pd.Series, row_offset: int) -> str | None:
+    """A notice naming the rows (never the identifiers) whose patient_id occurred in an earlier row."""
+    present = ids.dropna()
+    again = present.duplicated(keep="first")
+    if not again.any():
+        return None
+    rows = (np.flatnonzero(ids.notna().to_numpy())[again.to_numpy()] + 1 + row_offset).tolist()
+    shown = ", ".join(map(str, rows[:10])) + (", ..." if len(rows) > 10 else "")
+    return f"patient_id repeats an earlier row's in {_count(len(rows), 'row')} ({shown}); each row is scored on its own"
 
 
 def _add_cells(
@@ -296,7 +369,8 @@ def _add_cells(
     values = raw[name].to_numpy(dtype=object)[positions]
     for position, value in zip(positions.tolist(), values):
         row = position + 1 + row_offset
-        found.setdefault((row, name), Problem(row, name, _python(value), expected))
+        if (row, name) not in found:
+            found[(row, name)] = Problem(row, name, _python(value), expected, _patient_id(raw, position))
 
 
 def _text(values: pd.Series) -> pd.Series:
@@ -405,8 +479,29 @@ def _notices(missing: tuple[str, ...], truth: list[str], extras: tuple[str, ...]
     if truth:
         notices.append(f"simulator-only columns set aside, never used as inputs: {', '.join(truth)}")
     if extras:
-        notices.append(f"extra columns carried through untouched, not used as features: {', '.join(extras)}")
+        known = len(INPUT_COLUMNS) - len(missing)
+        if len(extras) > known:
+            shown = ", ".join(_with_guess(name) for name in extras[:20]) + (", ..." if len(extras) > 20 else "")
+            notices.append(
+                f"most columns ({len(extras):,} of {len(extras) + known:,}) are not patient-record columns; "
+                f"check the header: {shown}"
+            )
+        else:
+            notices.append(
+                f"extra columns carried through untouched, not used as features: {', '.join(map(_short, extras))}"
+            )
     return tuple(notices)
+
+
+def _short(name: str, limit: int = 40) -> str:
+    return name if len(name) <= limit else f"{name[:limit]}... ({len(name):,} characters)"
+
+
+def _with_guess(name: str) -> str:
+    """The name, and the record column it may have meant when one is roughly similar."""
+    key = name.strip().lower().replace(" ", "_").replace("-", "_")
+    close = difflib.get_close_matches(key, _KNOWN_LOWER, n=1, cutoff=0.6) if len(key) <= 60 else []
+    return _short(name) + (f" (perhaps {close[0]}?)" if close else "")
 
 
 def _to_frame(source: Source) -> pd.DataFrame:
