@@ -94,10 +94,12 @@ def iter_raw(path: str | Path, chunksize: int, *, truth: bool = True) -> Iterato
         if kind == "CSV":
             header, lines, options = _csv_options(path)
             keep = [i for i, name in enumerate(header) if wanted(name)]
-            header = [header[i] for i in keep]
             usecols = [options["names"][i] for i in keep]
-            for chunk in pd.read_csv(path, chunksize=chunksize, usecols=usecols, **options):
-                chunk = _named(chunk, header)
+            if len(options["names"]) == len(header):  # pandas refuses usecols when a line is longer than the header
+                options["usecols"] = usecols
+            header = [header[i] for i in keep]
+            for chunk in pd.read_csv(path, chunksize=chunksize, **options):
+                chunk = _named(chunk.loc[:, usecols], header)
                 chunk.attrs[LINE_PROBLEMS] = {
                     row: why for row, why in lines.items() if offset < row <= offset + len(chunk)
                 }

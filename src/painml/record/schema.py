@@ -49,6 +49,7 @@ from painml.record.projections import pandera_schema
 __all__ = [
     "Problem",
     "Records",
+    "REPEATED_IDS",
     "SchemaError",
     "iter_raw",
     "load_records",
@@ -307,6 +308,7 @@ def _repeated(names: list[str]) -> list[str]:
 
 
 _KNOWN_LOWER = tuple(BY_NAME)
+REPEATED_IDS = "patient_id repeats an earlier row's"
 SUGGESTED_COLUMNS = 1_000
 """Unknown columns examined for a likely misspelling, so that a header of 100,000 names is checked in linear time."""
 
@@ -354,7 +356,7 @@ def _repeated_ids(ids: pd.Series, row_offset: int) -> str | None:
         return None
     rows = (np.flatnonzero(ids.notna().to_numpy())[again.to_numpy()] + 1 + row_offset).tolist()
     shown = ", ".join(map(str, rows[:10])) + (", ..." if len(rows) > 10 else "")
-    return f"patient_id repeats an earlier row's in {_count(len(rows), 'row')} ({shown}); each row is scored on its own"
+    return f"{REPEATED_IDS} in {_count(len(rows), 'row')} ({shown}); each row is scored on its own"
 
 
 def _add_cells(
