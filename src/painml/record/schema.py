@@ -55,6 +55,8 @@ __all__ = [
     "load_records",
     "read_raw",
     "split_valid",
+    "check_file",
+    "problem_dict",
     "summarize",
     "validate_file",
 ]
@@ -163,6 +165,80 @@ def summarize(records: Records) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class FileCheck:
+    """What ``painml validate`` found in a file: the summary, notices and problems, for a person or a script."""
+
+    file: str
+    records: Records | None
+    problems: list[Problem]
+    notices: tuple[str, ...] = ()
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: counts, column lists, notices and every problem (values cut to 1,000 characters)."""
+        records = self.records
+        out: dict[str, Any] = {"file": self.file, "valid": self.valid}
+        if records is not None:
+            out |= {
+                "rows": len(records.frame),
+                "record_columns_present": len(INPUT_COLUMNS) - len(records.missing_columns),
+                "missing_columns": list(records.missing_columns),
+                "extra_columns": list(records.extra_columns),
+            }
+            if records.label is not None:
+                out["classes"] = {str(k): int(v) for k, v in records.label.value_counts().items()}
+        out["notices"] = list(self.notices)
+        out["problems"] = [problem_dict(p) for p in self.problems]
+        return out
+
+
+def problem_dict(problem: Problem) -> dict[str, Any]:
+    """One problem as JSON: row, patient_id, column, value (as text), expected, and the sentence a person reads."""
+    value = None if _missing_value(problem.value) else _python(problem.value)
+    if isinstance(value, str) and len(value) > 1_000:
+        value = value[:1_000]
+    elif value is not None and not isinstance(value, (int, float, bool, str)):
+        value = str(value)[:1_000]
+    if isinstance(value, float) and not np.isfinite(value):
+        value = str(value)
+    return {
+        "row": problem.row,
+        "patient_id": problem.patient_id,
+        "column": problem.column,
+        "value": value,
+        "expected": problem.expected,
+        "message": str(problem),
+    }
+
+
+def check_file(
+    path: str | Path,
+    require_label: bool = False,
+    *,
+    classes: Sequence[str] = DEFAULT_CLASSES,
+    label_map: Mapping[str, str] | None = None,
+    label_drop: Sequence[str] = (),
+) -> FileCheck:
+    """Everything ``validate`` reports about a file; bad input is collected, never raised.
+
+    Labels are read through the map and drop rules of a training config when
+    given, as training reads them.
+    """
+    try:
+        raw = read_raw(path)
+    except SchemaError as error:
+        return FileCheck(Path(path).name, None, error.problems)
+    raw, rules = relabel(raw, classes, label_map, label_drop, source=f"file {Path(path).name}", report_unknown=True)
+    checked = _check(raw, require_label, classes, True, 0, "file")
+    problems = [*rules.problems, *checked.problems] if rules.problems else checked.problems
+    notices = (*rules.summary(), *checked.records.notices)
+    return FileCheck(Path(path).name, checked.records.subset(rules.keep, keep_index=True), problems, notices)
+
+
 def validate_file(
     path: str | Path,
     require_label: bool = False,
@@ -170,31 +246,30 @@ def validate_file(
     classes: Sequence[str] = DEFAULT_CLASSES,
     label_map: Mapping[str, str] | None = None,
     label_drop: Sequence[str] = (),
+    as_json: bool = False,
 ) -> int:
-    """Print a summary, notices and every problem of a file; exit code 0 if valid, else 1.
+    """Print a summary, notices and every problem of a file (or all of it as JSON); exit code 0 if valid, else 1.
 
-    Meant for ``painml validate FILE``: bad input is printed, never raised. Labels are read through the
-    map and drop rules of a training config when given, as training reads them.
+    Meant for ``painml validate FILE``. Lines are never wrapped, so that they can be searched in logs.
     """
+    found = check_file(path, require_label, classes=classes, label_map=label_map, label_drop=label_drop)
+    if as_json:
+        import json
+        import sys
+
+        sys.stdout.write(json.dumps(found.as_dict(), ensure_ascii=False) + "\n")
+        return 0 if found.valid else 1
     console = Console(highlight=False, soft_wrap=True)
-    try:
-        raw = read_raw(path)
-    except SchemaError as error:
-        console.print(str(error), markup=False, style="red")
+    if found.records is None:
+        console.print(str(SchemaError(found.problems)), markup=False, style="red")
         return 1
-    raw, rules = relabel(raw, classes, label_map, label_drop, source=f"file {Path(path).name}", report_unknown=True)
-    for note in rules.summary():
-        console.print(f"note: {note}", markup=False, style="yellow")
-    checked = _check(raw, require_label, classes, True, 0, "file")
-    if rules.problems:
-        checked = _Checked(checked.records, [*rules.problems, *checked.problems], checked.bad)
-    console.print(summarize(checked.records.subset(rules.keep, keep_index=True)), markup=False)
-    for notice in checked.records.notices:
+    console.print(summarize(found.records), markup=False)
+    for notice in found.notices:
         console.print(f"note: {notice}", markup=False, style="yellow")
-    if checked.problems:
-        console.print(SchemaError(checked.problems).report(), markup=False, style="red")
+    if found.problems:
+        console.print(SchemaError(found.problems).report(), markup=False, style="red")
         return 1
-    console.print(f"{Path(path).name}: valid", markup=False, style="bold green")
+    console.print(f"{found.file}: valid", markup=False, style="bold green")
     return 0
 
 
