@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow
 import pyarrow.parquet as pq
@@ -197,8 +198,8 @@ def _scan_lines(path: Path, delimiter: str, width: int) -> tuple[dict[int, str],
     ``#`` comment or a line of NUL bytes (they become a patient) and skips
     blank lines. This pass counts the fields of every line the way pandas
     splits them, so such a line is reported with its line number instead of
-    being scored. Files without quotes are scanned as bytes (about twice as
-    fast as reading them); quoted files with the ``csv`` module.
+    being scored. Files without quotes are scanned as bytes (``_ByteScan``);
+    quoted files with the ``csv`` module.
     """
     quoted = False
     with open(path, "rb") as handle:
@@ -210,26 +211,18 @@ def _scan_lines(path: Path, delimiter: str, width: int) -> tuple[dict[int, str],
     blank = " \t\r".replace(delimiter, "")
     row = widest = 0
     if not quoted:
-        sep, space = delimiter.encode(), blank.encode()
-        line_no = 0
+        scan = _ByteScan(delimiter.encode(), blank.encode(), width)
         tail = b""
         with open(path, "rb") as handle:
             while True:
                 block = handle.read(_SCAN_BLOCK)
-                lines = (tail + block).split(b"\n")
-                tail = lines.pop() if block else b""
-                for line in lines:
-                    line_no += 1
-                    if line_no == 1 or not line.strip(space):
-                        continue
-                    row += 1
-                    fields = line.count(sep) + 1
-                    widest = max(widest, fields)
-                    why = _line_problem(fields, width, line.lstrip(space)[:1] == b"#", b"\0" in line)
-                    if why:
-                        found[row] = f"line {line_no}: {why}"
+                data = tail + block
+                cut = data.rfind(b"\n") + 1 if block else len(data)
+                data, tail = data[:cut], data[cut:]
+                if data:
+                    scan.lines(data if data.endswith(b"\n") else data + b"\n")
                 if not block:
-                    return found, widest
+                    return scan.found, scan.widest
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         next(reader, None)
@@ -244,6 +237,52 @@ def _scan_lines(path: Path, delimiter: str, width: int) -> tuple[dict[int, str],
             if why:
                 found[row] = f"line {line_no}: {why}"
     return found, widest
+
+
+class _ByteScan:
+    """``_scan_lines`` for a file without quotes, a block of whole lines at a time.
+
+    Fields per line are counted with numpy (separators summed per line);
+    only the lines that may be wrong (a field count other than the header's,
+    a ``#`` or a NUL byte somewhere in them, blank lines) are looked at one by
+    one. An ordinary file is therefore scanned at a fraction of pandas'
+    reading time.
+    """
+
+    def __init__(self, sep: bytes, space: bytes, width: int):
+        self.sep, self.space, self.width = sep, space, width
+        self.found: dict[int, str] = {}
+        self.widest = 0
+        self.row = 0  # data rows before this block (blank lines and the header not counted)
+        self.line = 0  # lines before this block
+
+    def lines(self, data: bytes) -> None:
+        arr = np.frombuffer(data, dtype=np.uint8)
+        ends = np.flatnonzero(arr == 10)
+        starts = np.concatenate(([0], ends[:-1] + 1))
+        counts = np.add.reduceat(arr == self.sep[0], starts, dtype=np.int64)
+        self.widest = max(self.widest, int(counts.max()) + 1)
+        look = counts != self.width - 1 if self.width > 1 else np.ones(len(ends), dtype=bool)
+        for special in (b"#", b"\0"):
+            if special in data:
+                look[np.searchsorted(ends, np.flatnonzero(arr == special[0]))] = True
+        if self.line == 0:
+            look[0] = True  # the header
+        blanks = 0
+        for i in np.flatnonzero(look).tolist():
+            number = self.line + i + 1
+            if number == 1:
+                blanks += 1  # not a data row either
+                continue
+            text = data[starts[i] : ends[i]]
+            if not text.strip(self.space):
+                blanks += 1
+                continue
+            why = _line_problem(int(counts[i]) + 1, self.width, text.lstrip(self.space)[:1] == b"#", b"\0" in text)
+            if why:
+                self.found[self.row + i + 1 - blanks] = f"line {number}: {why}"
+        self.row += len(ends) - blanks
+        self.line += len(ends)
 
 
 def _line_problem(fields: int, width: int, comment: bool, nul: bool) -> str | None:
