@@ -30,6 +30,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from painml.record.json_input import parse_json
 from painml.record.problems import SchemaError
 from painml.record.vocabulary import NEUPSIG_GRADES, reason_sentence
 from painml.tracking.registry import DEFAULT_MODEL_URI
@@ -147,57 +148,6 @@ def _read_payload(fields: list[str] | None, input: Path | None) -> Any:
         return payload
     err.print(f"{source}: expected one patient record (a JSON object) or a non-empty list of them", markup=False)
     raise typer.Exit(1)
-
-
-def parse_json(data: bytes, source: str) -> Any:
-    """Strict JSON from bytes, or ``ValueError`` with a message for a person.
-
-    Refused, naming the field where there is one: text that is not UTF-8
-    (UTF-16 is recognised and named), ``NaN`` and ``Infinity`` (not JSON; a
-    missing value is ``null``), a key given twice in one object (JSON parsers
-    disagree on which wins), nesting too deep to read, integers of thousands
-    of digits, and lone surrogates (text that cannot be written out again).
-    """
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise ValueError(f"{source} is UTF-16 text; save it as UTF-8")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise ValueError(
-            f"{source} is not UTF-8 text (byte {error.start + 1} cannot be read); save it as UTF-8"
-        ) from None
-    if not text.strip():
-        raise ValueError(f"{source} is empty: expected one patient record (a JSON object) or a list of them")
-    try:
-        payload = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
-    except json.JSONDecodeError as error:
-        raise ValueError(
-            f"{source} is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
-        ) from None
-    except RecursionError:
-        raise ValueError(f"{source}: the JSON is nested too deeply (a patient record is one level of fields)") from None
-    except ValueError as error:  # integers beyond Python's digit limit, NaN, repeated keys
-        raise ValueError(f"{source}: {error}") from None
-    try:
-        json.dumps(payload, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"{source} holds a lone surrogate (\\ud800-\\udfff): not valid Unicode text") from None
-    except RecursionError:
-        raise ValueError(f"{source}: the JSON is nested too deeply (a patient record is one level of fields)") from None
-    return payload
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value; write null for a value that was not recorded")
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"field {key[:60]!r} is given twice in one record; keep one")
-        out[key] = value
-    return out
 
 
 def _summary(row: dict[str, Any], predictor) -> None:
