@@ -201,28 +201,23 @@ def _scan_lines(path: Path, delimiter: str, width: int) -> tuple[dict[int, str],
     being scored. Files without quotes are scanned as bytes (``_ByteScan``);
     quoted files with the ``csv`` module.
     """
-    quoted = False
-    with open(path, "rb") as handle:
-        while block := handle.read(_SCAN_BLOCK):
-            if b'"' in block:
-                quoted = True
-                break
-    found: dict[int, str] = {}
     blank = " \t\r".replace(delimiter, "")
+    scan = _ByteScan(delimiter.encode(), blank.encode(), width)
+    tail = b""
+    with open(path, "rb") as handle:
+        while True:
+            block = handle.read(_SCAN_BLOCK)
+            if b'"' in block:
+                break  # quoting can hide separators and newlines: the csv module decides
+            data = tail + block
+            cut = data.rfind(b"\n") + 1 if block else len(data)
+            data, tail = data[:cut], data[cut:]
+            if data:
+                scan.lines(data if data.endswith(b"\n") else data + b"\n")
+            if not block:
+                return scan.found, scan.widest
+    found: dict[int, str] = {}
     row = widest = 0
-    if not quoted:
-        scan = _ByteScan(delimiter.encode(), blank.encode(), width)
-        tail = b""
-        with open(path, "rb") as handle:
-            while True:
-                block = handle.read(_SCAN_BLOCK)
-                data = tail + block
-                cut = data.rfind(b"\n") + 1 if block else len(data)
-                data, tail = data[:cut], data[cut:]
-                if data:
-                    scan.lines(data if data.endswith(b"\n") else data + b"\n")
-                if not block:
-                    return scan.found, scan.widest
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         next(reader, None)
