@@ -10,8 +10,9 @@ from painml.record.json_input import parse_json
 @pytest.mark.parametrize(
     ("data", "needle"),
     [
-        (b'{"age": NaN}', "NaN is not a JSON value"),
-        (b'{"age": -Infinity}', "-Infinity is not a JSON value"),
+        (b'{"age": NaN}', "field 'age' is NaN, which is not a JSON value"),
+        (b'{"age": -Infinity}', "field 'age' is -Infinity, which is not a JSON value"),
+        (b'[{"age": 1}, {"pd_burning": Infinity}]', "record 2, field 'pd_burning' is Infinity"),
         (b'{"age": 50, "age": 60}', "field 'age' is given twice"),
         (b'[{"a": 1}, {"b": {"c": 1, "c": 2}}]', "field 'c' is given twice"),
         (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),

@@ -35,16 +35,28 @@ def parse_json(data: bytes, source: str) -> Any:
         ) from None
     if not text.strip():
         raise ValueError(f"{source} is empty: expected one patient record (a JSON object) or a list of them")
+    constants: list[_Constant] = []
+
+    def constant(name: str) -> _Constant:
+        constants.append(_Constant(name))
+        return constants[-1]
+
     try:
-        payload = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+        payload = json.loads(text, parse_constant=constant, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as error:
         raise ValueError(
             f"{source} is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
         ) from None
     except RecursionError:
         raise ValueError(f"{source}: the JSON is nested too deeply (a patient record is one level of fields)") from None
-    except ValueError as error:  # integers beyond Python's digit limit, NaN, repeated keys
+    except ValueError as error:  # integers beyond Python's digit limit, repeated keys
         raise ValueError(f"{source}: {error}") from None
+    if constants:
+        where, found = _find_constant(payload)
+        raise ValueError(
+            f"{source}: {where} is {found.name}, which is not a JSON value; "
+            "write null for a value that was not recorded"
+        )
     try:
         json.dumps(payload, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
@@ -54,8 +66,27 @@ def parse_json(data: bytes, source: str) -> Any:
     return payload
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value; write null for a value that was not recorded")
+class _Constant:
+    """Stands for ``NaN`` / ``Infinity`` / ``-Infinity`` while parsing, so the field holding it can be named."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+
+def _find_constant(payload: Any) -> tuple[str, _Constant]:
+    """The first non-JSON constant and where it is (``field 'age'``, ``record 2, field 'age'``); no recursion."""
+    stack: list[tuple[str, Any]] = [("the value", payload)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, _Constant):
+            return where, value
+        if isinstance(value, dict):
+            prefix = "" if where == "the value" else f"{where}, "
+            stack.extend((f"{prefix}field {str(k)[:60]!r}", v) for k, v in reversed(list(value.items())))
+        elif isinstance(value, list):
+            prefix = "" if where == "the value" else f"{where}, "
+            stack.extend((f"{prefix}record {i + 1}", v) for i, v in reversed(list(enumerate(value))))
+    raise AssertionError("a constant was parsed but not found")  # pragma: no cover
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
