@@ -18,6 +18,8 @@ table, run lazily so that every problem in a file is reported at once.
 from __future__ import annotations
 
 import difflib
+import json
+import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,10 +45,11 @@ from painml.record.columns import (
 )
 from painml.record.files import LINE_PROBLEMS, canonical_name, iter_raw, read_raw
 from painml.record.labels import relabel
-from painml.record.problems import Problem, SchemaError, _count, _python
+from painml.record.problems import Problem, SchemaError, _count, _missing, _python
 from painml.record.projections import pandera_schema
 
 __all__ = [
+    "FileCheck",
     "Problem",
     "Records",
     "REPEATED_IDS",
@@ -198,7 +201,7 @@ class FileCheck:
 
 def problem_dict(problem: Problem) -> dict[str, Any]:
     """One problem as JSON: row, patient_id, column, value (as text), expected, and the sentence a person reads."""
-    value = None if _missing_value(problem.value) else _python(problem.value)
+    value = None if _missing(problem.value) else _python(problem.value)
     if isinstance(value, str) and len(value) > 1_000:
         value = value[:1_000]
     elif value is not None and not isinstance(value, (int, float, bool, str)):
@@ -254,9 +257,6 @@ def validate_file(
     """
     found = check_file(path, require_label, classes=classes, label_map=label_map, label_drop=label_drop)
     if as_json:
-        import json
-        import sys
-
         sys.stdout.write(json.dumps(found.as_dict(), ensure_ascii=False) + "\n")
         return 0 if found.valid else 1
     console = Console(highlight=False, soft_wrap=True)
@@ -388,10 +388,14 @@ SUGGESTED_COLUMNS = 1_000
 """Unknown columns examined for a likely misspelling, so that a header of 100,000 names is checked in linear time."""
 
 
-@lru_cache(maxsize=64)
+def _key(name: str) -> str:
+    """A header name as a column name would be spelled: lower case, words joined by underscores."""
+    return name.strip().lower().replace(" ", "_").replace("-", "_")
+
+
 def _suggestion(name: str) -> str | None:
     """The record column an unknown name most likely meant (``Pain Intensity``, ``brush_alodynia``), if any."""
-    key = name.strip().lower().replace(" ", "_").replace("-", "_")
+    key = _key(name)
     if key in BY_NAME:
         return key
     if not 3 <= len(key) <= 60:
@@ -400,27 +404,24 @@ def _suggestion(name: str) -> str | None:
     return close[0] if close else None
 
 
-def _misspelled(extras: tuple[str, ...]) -> list[Problem]:
+@lru_cache(maxsize=8)
+def _misspelled(extras: tuple[str, ...]) -> tuple[Problem, ...]:
     """An unknown column that closely matches a record column is a problem, not an extra to carry: every
-    patient would silently be "not examined" for the finding the column meant."""
+    patient would silently be "not examined" for the finding the column meant. Cached: a batch asks once per chunk."""
     out = []
     for name in extras[:SUGGESTED_COLUMNS]:
         meant = _suggestion(name)
         if meant is not None:
             message = f"unknown column; did you mean {meant!r}? (rename it; other unknown columns are carried through)"
             out.append(Problem(None, name, None, message))
-    return out
+    return tuple(out)
 
 
 def _patient_id(positional: pd.DataFrame, position: int) -> str | None:
     if "patient_id" not in positional.columns or not 0 <= position < len(positional):
         return None
     value = positional["patient_id"].iat[position]
-    return None if _missing_value(value) else str(value)
-
-
-def _missing_value(value: Any) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+    return None if _missing(value) else str(value)
 
 
 def _repeated_ids(ids: pd.Series, row_offset: int) -> str | None:
@@ -444,10 +445,13 @@ def _add_cells(
 ) -> None:
     """One problem per bad cell, showing the value as the caller wrote it; a cell failing two checks counts once."""
     values = raw[name].to_numpy(dtype=object)[positions]
-    for position, value in zip(positions.tolist(), values):
+    ids = raw["patient_id"].to_numpy(dtype=object)[positions] if "patient_id" in raw.columns else [None] * len(values)
+    for position, value, patient in zip(positions.tolist(), values, ids):
         row = position + 1 + row_offset
         if (row, name) not in found:
-            found[(row, name)] = Problem(row, name, _python(value), expected, _patient_id(raw, position))
+            found[(row, name)] = Problem(
+                row, name, _python(value), expected, None if _missing(patient) else str(patient)
+            )
 
 
 def _text(values: pd.Series) -> pd.Series:
@@ -576,7 +580,7 @@ def _short(name: str, limit: int = 40) -> str:
 
 def _with_guess(name: str) -> str:
     """The name, and the record column it may have meant when one is roughly similar."""
-    key = name.strip().lower().replace(" ", "_").replace("-", "_")
+    key = _key(name)
     close = difflib.get_close_matches(key, _KNOWN_LOWER, n=1, cutoff=0.6) if len(key) <= 60 else []
     return _short(name) + (f" (perhaps {close[0]}?)" if close else "")
 
