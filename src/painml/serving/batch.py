@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from rich.console import Console
@@ -243,23 +244,32 @@ def _alive(pid: int) -> bool:
 
 
 class _RepeatedIds:
-    """Rows whose patient_id an earlier row of the file already had, counted across chunks (rows, not ids, are kept)."""
+    """Rows whose patient_id an earlier row of the file already had, counted across chunks.
+
+    Only 64-bit hashes of the ids seen are kept (8 bytes a row, sorted), so
+    memory stays bounded by the file's rows, not their text; a collision
+    between two different ids is vanishingly unlikely and would only add a
+    row to a notice.
+    """
 
     def __init__(self) -> None:
-        self.seen: set[str] = set()
+        self.seen = np.empty(0, dtype=np.uint64)
         self.repeated = 0
         self.rows: list[int] = []
 
     def add(self, ids: pd.Series) -> None:
-        for row, value in zip(ids.index.tolist(), ids.tolist()):
-            if not isinstance(value, str):
-                continue
-            if value in self.seen:
-                self.repeated += 1
-                if len(self.rows) < 10:
-                    self.rows.append(row + 1)
-            else:
-                self.seen.add(value)
+        present = ids.dropna()
+        if present.empty:
+            return
+        hashes = pd.util.hash_array(present.to_numpy(dtype=object))
+        again = pd.Series(hashes).duplicated().to_numpy()
+        if len(self.seen):
+            at = np.minimum(np.searchsorted(self.seen, hashes), len(self.seen) - 1)
+            again = again | (self.seen[at] == hashes)
+        if again.any():
+            self.repeated += int(again.sum())
+            self.rows.extend((present.index[again][: 10 - len(self.rows)] + 1).tolist())
+        self.seen = np.union1d(self.seen, hashes)
 
     def notice(self) -> str:
         shown = ", ".join(map(str, self.rows)) + (", ..." if self.repeated > len(self.rows) else "")
@@ -413,20 +423,20 @@ def _arrow_schema(frame: pd.DataFrame, kind: str = ".parquet") -> tuple[pa.Schem
             arrow = pa.int64()
         elif pd.api.types.is_float_dtype(column.dtype):
             arrow = pa.float64()
+        elif _all_text(column):
+            arrow = pa.string()
         else:
             arrow = _carried_type(column)
             if kind == ".csv" and (pa.types.is_nested(arrow) or pa.types.is_binary(arrow)):
                 arrow = pa.string()
-            if arrow == pa.string() and not _all_text(column):
+            if arrow == pa.string():
                 as_text.append(str(name))
         fields.append(pa.field(str(name), arrow))
     return pa.schema(fields), as_text
 
 
 def _carried_type(column: pd.Series) -> pa.DataType:
-    """The Arrow type of a column that is neither a number nor a flag; text when it holds text or nothing."""
-    if pd.api.types.is_string_dtype(column.dtype) and _all_text(column):
-        return pa.string()
+    """The Arrow type of a carried column that is neither a number, a flag nor text; text when Arrow has none."""
     try:
         arrow = pa.array(column, from_pandas=True).type
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
@@ -435,9 +445,10 @@ def _carried_type(column: pd.Series) -> pa.DataType:
 
 
 def _all_text(column: pd.Series) -> bool:
+    """Text or missing in every row (pandas' own inference, in C: columns are long)."""
     if not pd.api.types.is_object_dtype(column.dtype):
         return pd.api.types.is_string_dtype(column.dtype)
-    return all(isinstance(v, str) or v is None or (isinstance(v, float) and v != v) for v in column.tolist())
+    return pd.api.types.infer_dtype(column, skipna=True) in ("string", "empty")
 
 
 def _as_text(column: pd.Series) -> pd.Series:
