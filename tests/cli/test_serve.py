@@ -67,9 +67,9 @@ def test_predict_a_list_from_stdin(served):
 @pytest.mark.parametrize(
     ("stdin", "args", "code", "needle"),
     [
-        ("{oops", [], 2, "not valid JSON"),
-        ("", [], 2, "is empty"),
-        ("[1, 2]", [], 2, "expected one patient record"),
+        ("{oops", [], 1, "not valid JSON"),
+        ("", [], 1, "is empty"),
+        ("[1, 2]", [], 1, "expected one patient record"),
         ('{"age": 300, "sex": "robot"}', [], 1, "column 'age'"),
         ('{"age": 50, "shoe_size": 9}', [], 1, "unknown column"),
         (None, ["age"], 2, "expected FIELD=VALUE"),

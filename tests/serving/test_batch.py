@@ -64,7 +64,7 @@ def test_errors_file_lists_exactly_the_bad_rows(served, tmp_path):
     assert result.errors == errors_path(output) and result.errors.name == "out.csv.errors.csv"
     with open(result.errors, newline="") as handle:
         problems = list(csv.DictReader(handle))
-    assert list(problems[0]) == ["row", "column", "value", "expected"]
+    assert list(problems[0]) == ["row", "patient_id", "column", "value", "expected"]
     assert {int(p["row"]) for p in problems} == set(BAD_ROWS)
     assert {(int(p["row"]), p["column"]) for p in problems} == {
         *((row, column) for row, (column, _) in BAD_ROWS.items()),
@@ -178,3 +178,124 @@ def test_progress_bar_goes_to_the_given_console(served, tmp_path):
     buffer = StringIO()
     score_file(served.predictor, source, tmp_path / "out.csv", chunksize=20, console=Console(file=buffer, width=100))
     assert "scoring" in buffer.getvalue() and "60/60" in buffer.getvalue()
+
+
+def test_site_and_patient_id_reach_the_output_and_the_errors_file(served, tmp_path):
+    source = _write(_cohort(served), tmp_path / "in.csv")
+    result = score_file(served.predictor, source, tmp_path / "out.csv", chunksize=10, progress=False)
+    out = read_output(tmp_path / "out.csv")
+    assert list(out.columns[:3]) == ["patient_id", "site", "mrn"]
+    expected = pd.read_csv(source, dtype=str)
+    kept = expected.drop(index=[r - 1 for r in BAD_ROWS]).reset_index(drop=True)
+    assert out["site"].tolist() == kept["site"].tolist()
+    with open(result.errors, newline="") as handle:
+        problems = list(csv.DictReader(handle))
+    assert {p["patient_id"] for p in problems} == {expected["patient_id"][r - 1] for r in BAD_ROWS}
+
+
+def test_repeated_patient_ids_across_chunks_are_noticed(served, tmp_path):
+    frame = _cohort(served, bad=False)
+    frame.loc[45, "patient_id"] = frame.loc[2, "patient_id"]
+    source = _write(frame, tmp_path / "in.csv")
+    result = score_file(served.predictor, source, tmp_path / "out.csv", chunksize=10, progress=False)
+    assert any("patient_id repeats an earlier row's in 1 row (46)" in n for n in result.notices)
+    assert result.rows_scored == 60
+
+
+def test_broken_lines_go_to_the_errors_file_not_the_output(served, tmp_path):
+    source = _write(_cohort(served, bad=False), tmp_path / "in.csv")
+    lines = source.read_text().splitlines()
+    lines[3] = lines[3].rsplit(",", 5)[0]  # short: the last five fields lost
+    lines[5] = "# exported by the clinic system"
+    lines[8] = lines[8] + ",extra"
+    source.write_text("\n".join(lines) + "\n")
+    result = score_file(served.predictor, source, tmp_path / "out.csv", chunksize=4, progress=False)
+    with open(result.errors, newline="") as handle:
+        problems = list(csv.DictReader(handle))
+    assert [(int(p["row"]), p["expected"].split(":")[0]) for p in problems] == [
+        (3, "line 4"),
+        (5, "line 6"),
+        (8, "line 9"),
+    ]
+    assert result.rows_scored == 57
+    assert not read_output(tmp_path / "out.csv")["patient_id"].str.startswith("#").any()
+
+
+@pytest.mark.parametrize("kind", [".csv", ".parquet"])
+def test_parquet_extras_of_any_type_are_carried_through(served, tmp_path, kind):
+    from decimal import Decimal
+
+    frame = _cohort(served, bad=False)
+    frame["visit_date"] = pd.date_range("2024-01-01", periods=len(frame), freq="D")
+    frame["fee"] = [Decimal("12.50")] * len(frame)
+    frame["extra"] = [{"ward": "a", "bed": i} for i in range(len(frame))]
+    source = tmp_path / "in.parquet"
+    frame.to_parquet(source, index=False)
+    output = tmp_path / f"out{kind}"
+    result = score_file(served.predictor, source, output, chunksize=25, progress=False)
+    assert result.rows_scored == 60
+    out = read_output(output)
+    assert {"visit_date", "fee", "extra"} <= set(out.columns)
+    if kind == ".parquet":
+        assert pd.api.types.is_datetime64_any_dtype(out["visit_date"])
+        assert out["visit_date"].tolist() == frame["visit_date"].tolist()
+
+
+def test_an_unreadable_parquet_file_is_named(served, tmp_path):
+    source = tmp_path / "broken.parquet"
+    source.write_bytes(b"PAR1 not really")
+    with pytest.raises(schema.SchemaError, match="broken.parquet"):
+        score_file(served.predictor, source, tmp_path / "out.csv", progress=False)
+
+
+def test_temporary_files_are_unpredictable_and_a_planted_link_is_not_followed(served, tmp_path, monkeypatch):
+    source = _write(_cohort(served, bad=False), tmp_path / "in.csv")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    output = tmp_path / "out.csv"
+    import os
+
+    for pid in (os.getpid(), os.getpid() + 1):  # the names a predictable scheme would use
+        (tmp_path / f".out.csv.{pid}.tmp").symlink_to(victim)
+    seen = []
+    original = batch._temporary
+
+    def spy(final):
+        fd, path = original(final)
+        seen.append(path)
+        return fd, path
+
+    monkeypatch.setattr(batch, "_temporary", spy)
+    score_file(served.predictor, source, output, progress=False)
+    assert victim.read_text() == "precious"
+    assert read_output(output)["patient_id"].tolist() == served.frame["patient_id"].tolist()
+    assert seen and all(p.parent == tmp_path and p.name.startswith(f".out.csv.{os.getpid()}.") for p in seen)
+    assert (output.stat().st_mode & 0o077) == 0
+
+
+def test_a_rerun_removes_temporaries_left_by_a_killed_run(served, tmp_path):
+    source = _write(_cohort(served, bad=False), tmp_path / "in.csv")
+    dead = 2**22 + 12345  # above the default pid_max, so no process has it
+    left = [tmp_path / f".out.csv.{dead}.abc123.tmp", tmp_path / f".out.csv.errors.csv.{dead}.x1.tmp"]
+    for path in left:
+        path.write_text("patient rows")
+    other = tmp_path / f".other.csv.{dead}.abc.tmp"
+    other.write_text("not ours")
+    score_file(served.predictor, source, tmp_path / "out.csv", progress=False)
+    assert not any(p.exists() for p in left)
+    assert other.exists()
+
+
+def test_disk_full_leaves_nothing_and_raises_the_os_error(served, tmp_path, monkeypatch):
+    import errno
+
+    source = _write(_cohort(served, bad=False), tmp_path / "in.csv")
+
+    def full(self, frame):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(batch._Writer, "write", full)
+    with pytest.raises(OSError) as caught:
+        score_file(served.predictor, source, tmp_path / "out.csv", progress=False)
+    assert caught.value.errno == errno.ENOSPC
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]

@@ -396,9 +396,10 @@ def test_flags_name_what_training_never_saw(served):
     assert "site 'clinic_mars'" in text
     assert "skin_biopsy 'abnormal'" in text
     assert "painDETECT questionnaire recorded" in text
-    clean = p.predict_one({"patient_id": "f2", "age": lo, "burning": True})
+    dn4 = dict.fromkeys(("burning", "numbness", "tingling", "itching", "painful_cold"), True)
+    clean = p.predict_one({"patient_id": "f2", "age": lo, **dn4})
     assert clean["flags"] == []
-    frame = p.predict(pd.DataFrame([base, {"patient_id": "f2", "age": lo, "burning": True}]))
+    frame = p.predict(pd.DataFrame([base, {"patient_id": "f2", "age": lo, **dn4}]))
     assert frame["flags"].tolist() == ["; ".join(row["flags"]), ""]
 
 
@@ -437,3 +438,29 @@ def test_conformal_coverage_on_held_out_patients(served):
     qhat = conformal_threshold(p.predict_proba(fresh.features), fresh_truth, p.confidence)
     refitted = prediction_sets(proba, qhat)[np.arange(len(truth)), truth].mean()
     assert refitted >= p.confidence - 0.02, refitted
+
+
+@pytest.mark.parametrize(
+    "record",
+    [{}, {"patient_id": "e1"}, {"age": 70, "sex": "female", "burning": True, "numbness": True}],
+)
+def test_too_little_recorded_gives_every_class_and_says_why(served, record):
+    p = served.predictor
+    row = p.predict_one(record)
+    assert row["too_little_recorded"] is True
+    assert row["flags"][0].startswith("too little recorded")
+    assert row["prediction_set"] == list(p.classes)
+    frame = p.predict([record, served.records[0]])
+    assert frame["too_little_recorded"].tolist() == [True, False]
+    assert frame["prediction_set"].iloc[0] == "|".join(p.classes)
+    assert "too little recorded" in frame["flags"].iloc[0]
+
+
+def test_a_recorded_assessment_is_not_too_little(served):
+    from painml.serving.predictor import MIN_FINDINGS
+
+    record = {"age": 70, "sex": "female", **dict.fromkeys(["burning", "numbness", "tingling", "itching"], False)}
+    assert len(record) - 2 == MIN_FINDINGS - 1
+    assert served.predictor.predict_one(record)["too_little_recorded"] is True
+    record["painful_cold"] = True
+    assert served.predictor.predict_one(record)["too_little_recorded"] is False

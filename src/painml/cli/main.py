@@ -7,6 +7,7 @@ MLflow or pandas until a command needs it.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -46,7 +47,36 @@ def _root(
 
 
 console = Console(width=max(Console().width, 120))
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # problem lines are never wrapped: logs are searched line by line
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print the result as one JSON object on stdout; errors as JSON on stderr.")
+]
+
+
+def _fail(as_json: bool, headline: str, detail: str, code: int, problems: list | None = None) -> typer.Exit:
+    """Report a failure (as JSON on stderr under ``--json``) and return the exit to raise."""
+    if as_json:
+        import json
+
+        body = {"error": headline, "detail": detail}
+        if problems is not None:
+            from painml.record.schema import problem_dict
+
+            body["problems"] = [problem_dict(p) for p in problems]
+        sys.stderr.write(json.dumps(body, ensure_ascii=False) + "\n")
+    else:
+        err.print(headline, style="red", markup=False)
+        if detail:
+            err.print(detail, markup=False)
+    return typer.Exit(code)
+
+
+def _emit(body: dict) -> None:
+    import json
+
+    sys.stdout.write(json.dumps(body, ensure_ascii=False, default=str) + "\n")
+
 
 PresetOption = Annotated[str, typer.Option("--preset", help=f"Case mix: {', '.join(PRESETS)}.")]
 
@@ -132,20 +162,25 @@ def validate(
         Path | None,
         typer.Option("--config", help="Read the labels as this training config does (its classes, map and drop)."),
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Check a file against the patient-record schema and summarise it."""
     from painml.config import ConfigError, load_config
     from painml.record.schema import validate_file
 
     if config is None:
-        raise typer.Exit(validate_file(file, require_label=require_label))
+        raise typer.Exit(validate_file(file, require_label=require_label, as_json=as_json))
     try:
         labels = load_config(config).labels
     except ConfigError as error:
-        err.print(f"[red]invalid configuration[/]\n{error}")
-        raise typer.Exit(2) from None
+        raise _fail(as_json, "invalid configuration", str(error), 2) from None
     code = validate_file(
-        file, require_label=require_label, classes=labels.classes, label_map=labels.map, label_drop=labels.drop
+        file,
+        require_label=require_label,
+        classes=labels.classes,
+        label_map=labels.map,
+        label_drop=labels.drop,
+        as_json=as_json,
     )
     raise typer.Exit(code)
 
@@ -165,6 +200,7 @@ def train(
     experiment: Annotated[str | None, typer.Option("--experiment", help="MLflow experiment name.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", min=0, help="Training seed (splits, models).")] = None,
     promote: Annotated[bool, typer.Option("--promote", help="Then promote the new version if it wins.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Train every model family of a config, log the run to MLflow and register the winner."""
     from painml.config import ConfigError, load_config
@@ -175,23 +211,49 @@ def train(
     try:
         cfg = load_config(config).with_overrides(data_path=data, seed=seed, experiment=experiment)
     except ConfigError as error:
-        err.print(f"[red]invalid configuration[/]\n{error}")
-        raise typer.Exit(2) from None
+        raise _fail(as_json, "invalid configuration", str(error), 2) from None
     try:
         result = run_training(
             cfg,
             tracking_uri=tracking_uri,
             promote_now=promote,
-            console=console,
+            console=Console(stderr=True, quiet=True) if as_json else console,
             report_dir=report_folder,
         )
     except SchemaError as error:
-        err.print(f"[red]the training data is not valid[/]\n{error.report()}")
-        raise typer.Exit(1) from None
+        raise _fail(as_json, "the training data is not valid", error.report(), 1, error.problems) from None
     except ConfigError as error:
-        err.print(f"[red]the configuration does not suit this data[/]\n{error}")
-        raise typer.Exit(2) from None
+        raise _fail(as_json, "the configuration does not suit this data", str(error), 2) from None
+    if as_json:
+        _emit(_train_json(result, cfg))
+        return
     _print_result(result, cfg)
+
+
+def _train_json(result, cfg) -> dict:
+    """The run, its verdicts and the registered version, for scripts (``train --json``)."""
+
+    def number(value):
+        return value if isinstance(value, (int, float)) and value == value and abs(value) != float("inf") else None
+
+    return {
+        "run_id": result.run_id,
+        "config": cfg.name,
+        "classes": list(cfg.classes),
+        "validation": result.validation,
+        "winner": result.winner,
+        "winner_reason": result.winner_reason or None,
+        "registered_model": cfg.tracking.registered_model,
+        "registered_version": result.registered_version,
+        "alias": "candidate" if result.registered_version else None,
+        "promotion": result.promotion,
+        "families": {
+            family: {"fit_seconds": number(r.fit_seconds), "metrics": {k: number(v) for k, v in r.metrics.items()}}
+            for family, r in result.families.items()
+        },
+        "oracle": {k: number(v) for k, v in (result.oracle or {}).items()},
+        "report_file": str(result.report_file) if result.report_file else None,
+    }
 
 
 def _print_result(result, cfg) -> None:
@@ -293,6 +355,7 @@ def promote(
     ] = None,
     data: Annotated[Path | None, typer.Option("--data", help="Labelled held-out file to compare on.")] = None,
     tracking_uri: TrackingOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Make the candidate the champion if it beats the champion on the same evaluation."""
     from painml.jobs.promote import NothingToPromote
@@ -303,13 +366,34 @@ def promote(
     from painml.tracking.store import StoreUnavailable
 
     try:
-        console.print(run_promotion(name, tracking_uri=tracking_uri, version=version, data_path=data))
+        verdict = run_promotion(name, tracking_uri=tracking_uri, version=version, data_path=data)
     except SchemaError as error:
-        err.print(f"[red]{data} is not valid[/]\n{error.report()}")
-        raise typer.Exit(1) from None
+        raise _fail(as_json, f"{data} is not valid", error.report(), 1, error.problems) from None
     except (NothingToPromote, StoreUnavailable, ModelNotFound, ModelFolderError) as error:
-        err.print(str(error.args[0] if error.args else error), markup=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise _fail(as_json, "nothing was promoted", str(error.args[0] if error.args else error), 2) from None
+    if as_json:
+        _emit(_promote_json(name, version, str(verdict)))
+        return
+    console.print(verdict, markup=False)
+
+
+def _promote_json(name: str, version: str | None, verdict: str) -> dict:
+    """The promotion's verdict for scripts: whether the champion moved, to which version, and the sentence."""
+    import re
+
+    moved = re.match(r"(?:promoted: )?version (\S+) is now champion", verdict)
+    stays = re.match(r"not promoted: champion stays version (\S+?);", verdict) or re.match(
+        r"version (\S+) is already champion", verdict
+    )
+    scores = dict(re.findall(r"(candidate|champion) v\S+ (-?[0-9.]+)", verdict))
+    return {
+        "name": name,
+        "requested_version": version,
+        "promoted": moved is not None,
+        "champion": moved.group(1) if moved else (stays.group(1) if stays else None),
+        "scores": {k: float(v) for k, v in scores.items()},
+        "verdict": verdict,
+    }
 
 
 @app.command()

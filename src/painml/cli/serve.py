@@ -9,20 +9,29 @@
 
 Every command takes ``--model`` (default ``models:/painml-pain-type@champion``)
 and ``--tracking-uri`` (else ``$MLFLOW_TRACKING_URI``, else ``./mlflow.db``).
-Exit codes: 0 done, 1 the input has problems (listed on stderr), 2 usage:
-no such model, unreadable JSON, bad options.
+Exit codes: 0 done, 1 the input has problems (listed on stderr: invalid or
+unreadable JSON, bad values, rows set aside), 2 usage or environment: no such
+model, bad options, no such input file, a full disk; 130 interrupted (Ctrl-C
+or SIGTERM), with nothing left behind. Identifiers are always printed as
+written, never as console markup.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
+from painml.record.json_input import parse_json
 from painml.record.problems import SchemaError
 from painml.record.vocabulary import NEUPSIG_GRADES, reason_sentence
 from painml.tracking.registry import DEFAULT_MODEL_URI
@@ -60,7 +69,7 @@ def _load(model: str, tracking_uri: str | None):
         err.print(str(error), markup=False)
         raise typer.Exit(2) from None
     except ModelNotFound as error:
-        err.print(f"no model: {error}", markup=False)
+        err.print(Text.assemble(("no model", "red"), f": {error}"))
         if error.absent:
             err.print("Train and register one first: painml train --config configs/default.yaml", markup=False)
         raise typer.Exit(2) from None
@@ -93,6 +102,9 @@ def predict(
         err.print("[red]the patient record is not valid[/]")
         err.print(error.report(), markup=False)
         raise typer.Exit(1) from None
+    except RecursionError:
+        err.print("the patient record is not valid: a value is nested too deeply (expected plain values)")
+        raise typer.Exit(1) from None
     if as_json:
         sys.stdout.write(json.dumps(rows[0] if isinstance(payload, dict) else rows, indent=2) + "\n")
         return
@@ -111,41 +123,43 @@ def _read_payload(fields: list[str] | None, input: Path | None) -> Any:
         for item in fields:
             name, sep, value = item.partition("=")
             if not sep or not name.strip():
-                err.print(f"{item!r}: expected FIELD=VALUE (e.g. age=70)")
+                err.print(f"{item!r}: expected FIELD=VALUE (e.g. age=70)", markup=False)
                 raise typer.Exit(2)
             record[name.strip()] = value
+        try:
+            json.dumps(record, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            err.print("an argument is not valid text in this terminal's encoding", markup=False)
+            raise typer.Exit(1) from None
         return record
     if input is not None:
         try:
-            text = input.read_text(encoding="utf-8")
+            data = input.read_bytes()
         except OSError as error:
-            err.print(f"cannot read {input}: {error.strerror or error}")
+            err.print(f"cannot read {input}: {error.strerror or error}", markup=False)
             raise typer.Exit(2) from None
         source = str(input)
     else:
         if sys.stdin.isatty():
             err.print("reading one patient as JSON from stdin (Ctrl-D to end); see --help for other ways")
-        text = sys.stdin.read()
+        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
         source = "stdin"
-    if not text.strip():
-        err.print(f"{source} is empty: expected one patient record (a JSON object) or a list of them")
-        raise typer.Exit(2)
     try:
-        payload = json.loads(text)
-    except json.JSONDecodeError as error:
-        err.print(f"{source} is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}")
-        raise typer.Exit(2) from None
+        payload = parse_json(data, source)
+    except ValueError as error:
+        err.print(str(error), markup=False)
+        raise typer.Exit(1) from None
     if isinstance(payload, list) and payload and all(isinstance(r, dict) for r in payload):
         return payload
     if isinstance(payload, dict):
         return payload
-    err.print(f"{source}: expected one patient record (a JSON object) or a non-empty list of them")
-    raise typer.Exit(2)
+    err.print(f"{source}: expected one patient record (a JSON object) or a non-empty list of them", markup=False)
+    raise typer.Exit(1)
 
 
 def _summary(row: dict[str, Any], predictor) -> None:
-    who = row.get("patient_id") or "(no patient_id)"
-    out.print(f"[bold]{who}[/]  [dim]{row['model']} v{row['model_version'] or '-'}[/]")
+    who = str(row.get("patient_id") or "(no patient_id)")
+    out.print(Text.assemble((who, "bold"), "  ", (f"{row['model']} v{row['model_version'] or '-'}", "dim")))
     classes = predictor.classes
     probs = "  ".join(f"{c} {row[f'p_{c}']:.2f}" for c in classes)
     out.print(f"  predicted [bold]{row['predicted_class']}[/] (p = {row['confidence']:.2f});  {probs}")
@@ -162,7 +176,7 @@ def _summary(row: dict[str, Any], predictor) -> None:
     ]
     out.print("  screening: " + ", ".join(shown))
     for flag in row.get("flags") or []:
-        out.print(f"  [yellow]flag[/]: {flag}")
+        out.print(Text.assemble("  ", ("flag", "yellow"), ": ", flag))
     for reason in row.get("reasons") or []:
         sign = "+" if reason["size"] >= 0 else "-"
         sentence = reason_sentence(reason["label"], reason["direction"], reason["class_name"], reason["size"])
@@ -218,39 +232,56 @@ def batch(
         err.print(f"{output}: the output must end in .csv or .parquet")
         raise typer.Exit(2)
     if not input.exists():
-        err.print(f"{input}: no such file")
+        err.print(f"{input}: no such file", markup=False)
         raise typer.Exit(2)
     predictor = _load(model, tracking_uri)
     try:
-        result = score_file(
-            predictor,
-            input,
-            output,
-            chunksize=chunksize,
-            reasons=reasons,
-            progress=progress,
-            threads=threads,
-            console=err,
-        )
+        with _sigterm_as_interrupt() as stopped:
+            result = score_file(
+                predictor,
+                input,
+                output,
+                chunksize=chunksize,
+                reasons=reasons,
+                progress=progress,
+                threads=threads,
+                console=err,
+            )
     except SchemaError as error:
-        err.print(f"[red]{input.name} cannot be scored[/]; no output was written")
+        err.print(Text.assemble((f"{input.name} cannot be scored", "red"), "; no output was written"))
         err.print(error.report(), markup=False)
         raise typer.Exit(1) from None
-    except (ValueError, FileNotFoundError) as error:
-        err.print(f"{error}")
+    except KeyboardInterrupt:
+        err.print(f"{stopped.name or 'interrupted'}: stopped; no output was written and no temporary file is left")
+        raise typer.Exit(130) from None
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            err.print(f"no space left on the device while writing {output}; no output was written", markup=False)
+        else:
+            where = error.filename or output
+            err.print(f"cannot write {where}: {error.strerror or error}; no output was written", markup=False)
+        raise typer.Exit(2) from None
+    except ValueError as error:
+        err.print(f"{error}", markup=False)
         raise typer.Exit(2) from None
     shares = ", ".join(f"{c} {n / max(1, result.rows_scored):.0%}" for c, n in sorted(result.predicted.items()))
     out.print(
-        f"scored {result.rows_scored:,} of {result.rows_read:,} rows in {result.seconds:.1f} s "
-        f"({result.rows_per_second:,.0f} rows/s) -> [bold]{output}[/]"
+        Text.assemble(
+            f"scored {result.rows_scored:,} of {result.rows_read:,} rows in {result.seconds:.1f} s "
+            f"({result.rows_per_second:,.0f} rows/s) -> ",
+            (str(output), "bold"),
+        )
     )
     if shares:
-        out.print(f"predicted: {shares}")
+        out.print(f"predicted: {shares}", markup=False)
     for notice in result.notices:
-        out.print(f"[dim]note: {notice}[/]")
+        out.print(f"note: {notice}", markup=False, style="dim")
     if result.errors is not None:
         err.print(
-            f"[yellow]{result.rows_rejected:,} rows set aside[/] ({result.problems:,} problems): see {result.errors}"
+            Text.assemble(
+                (f"{result.rows_rejected:,} rows set aside", "yellow"),
+                f" ({result.problems:,} problems): see {result.errors}",
+            )
         )
         raise typer.Exit(1)
 
@@ -293,6 +324,26 @@ def _batch_spark(pattern: str, output: Path, model: str, reasons: int, master: s
             f"[yellow]{result.rows_rejected:,} rows set aside[/] ({result.problems:,} problems): see {result.errors}"
         )
         raise typer.Exit(1)
+
+
+class _Stop:
+    name = ""
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[_Stop]:
+    """SIGTERM (systemd, Docker, Kubernetes) handled like Ctrl-C, so a stopped run cleans up after itself."""
+    stop = _Stop()
+
+    def handler(signum: int, frame: Any) -> None:
+        stop.name = signal.Signals(signum).name
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @serve_app.command()

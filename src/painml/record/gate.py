@@ -58,6 +58,7 @@ class RecordChecker:
         self._label = {c.lower(): c for c in classes}
         self._specs = [(c.name, c.kind, c.low, c.high, {a.lower(): a for a in c.allowed}) for c in INPUT_COLUMNS]
         self._known = frozenset(BY_NAME)
+        self._known_lower = frozenset(name.lower() for name in BY_NAME)
 
     def check(self, record: Mapping[str, Any]) -> CheckedRecord | None:
         values: dict[str, Any] = {}
@@ -71,7 +72,7 @@ class RecordChecker:
         extras = {}
         for name, value in values.items():
             if name not in self._known and not name.startswith(TRUE_PREFIX):
-                if not self.allow_extra:
+                if not self.allow_extra or name.lower() in self._known_lower:  # the schema matches any case
                     return None
                 extras[name] = value
         out: dict[str, Any] = {}

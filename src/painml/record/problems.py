@@ -29,17 +29,19 @@ class Problem:
     column: str | None
     value: object
     expected: str
+    patient_id: str | None = None
+    """The row's patient_id, for the errors file of a batch; never printed (outputs only, not logs)."""
 
     def __str__(self) -> str:
         where = ", ".join(
             part
             for part in (
                 None if self.row is None else f"row {self.row}",
-                None if self.column is None else f"column {self.column!r}",
+                None if self.column is None else f"column {_clip(self.column)!r}",
             )
             if part
         )
-        if self.row is None and self.value is None:
+        if self.value is None and (self.row is None or self.column is None):
             message = self.expected
         else:
             message = f"got {_show(self.value)}, expected {self.expected}"
@@ -78,6 +80,7 @@ class SchemaError(ValueError):
         return pd.DataFrame(
             {
                 "row": pd.array([p.row for p in self.problems], dtype="Int64"),
+                "patient_id": pd.Series([p.patient_id for p in self.problems], dtype=object),
                 "column": pd.Series([p.column for p in self.problems], dtype=object),
                 "value": pd.Series([None if _missing(p.value) else str(p.value) for p in self.problems], dtype=object),
                 "expected": pd.Series([p.expected for p in self.problems], dtype=object),
@@ -93,12 +96,22 @@ def _missing(value: object) -> bool:
     return value is None or type(value).__name__ == "NAType" or (isinstance(value, float) and math.isnan(value))
 
 
+SHOWN_CHARACTERS = 60
+
+
+def _clip(text: str) -> str:
+    """Long text cut for display, saying how long it was: a 10 MB cell must not become a 10 MB line."""
+    if len(text) <= SHOWN_CHARACTERS:
+        return text
+    return f"{text[:SHOWN_CHARACTERS]}... ({len(text):,} characters)"
+
+
 def _show(value: object) -> str:
     if _missing(value):
         return "an empty value"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return repr(value) if isinstance(value, str) else str(value)
+    return repr(_clip(value)) if isinstance(value, str) else _clip(str(value))
 
 
 def _count(n: int, noun: str) -> str:

@@ -92,9 +92,17 @@ requests) accepts this record and checks it with `painml.record.schema`;
 
 ## Conventions
 
-- Files are CSV (comma-separated, UTF-8, one header row) or Parquet; HTTP
-  requests send the same columns as JSON records.
-- Column names are snake_case, as below.
+- Files are CSV (UTF-8, one header row; comma, tab, semicolon or pipe
+  separated: the separator that splits the header into known columns is used)
+  or Parquet; HTTP requests send the same columns as JSON records. A file
+  whose header names no feature column is refused, saying how it was read.
+- Column names are snake_case, as below; they are matched in any case and
+  with surrounding spaces trimmed (`Age ` is `age`). An unknown column that
+  closely resembles a known one (`brush_alodynia`, `Pain Intensity`) is a
+  problem with a suggestion, not an extra column.
+- A CSV line that is not a record (fewer or more fields than the header, a
+  `#` comment, NUL bytes) is a problem of its row, named with its line
+  number; blank lines are skipped.
 - Binary findings are `true`/`false`; `1`/`0`, `yes`/`no`, `t`/`f` and `y`/`n`
   are accepted too, in any case.
 - Integers are whole numbers (`3` and `3.0`, not `3.5`); integers and numbers
@@ -112,6 +120,7 @@ requests) accepts this record and checks it with `painml.record.schema`;
   rejected in HTTP requests; they are never used as features.
 - Problems are reported all at once, each with its row (the first data row is
   row 1, the header is not counted), column, value and what was expected.
+  A `patient_id` that repeats an earlier row's is noticed (by row number).
 """
 
 

@@ -17,8 +17,13 @@ table, run lazily so that every problem in a file is reported at once.
 
 from __future__ import annotations
 
+import difflib
+import json
+import sys
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -37,20 +42,24 @@ from painml.record.columns import (
     TRUE_PREFIX,
     Column,
 )
-from painml.record.files import iter_raw, read_raw
+from painml.record.files import LINE_PROBLEMS, canonical_name, iter_raw, read_raw
 from painml.record.labels import relabel
 from painml.record.pandera_import import SchemaErrors
-from painml.record.problems import Problem, SchemaError, _count, _python
+from painml.record.problems import Problem, SchemaError, _count, _missing, _python
 from painml.record.projections import pandera_schema
 
 __all__ = [
+    "FileCheck",
     "Problem",
     "Records",
+    "REPEATED_IDS",
     "SchemaError",
     "iter_raw",
     "load_records",
     "read_raw",
     "split_valid",
+    "check_file",
+    "problem_dict",
     "summarize",
     "validate_file",
 ]
@@ -159,6 +168,80 @@ def summarize(records: Records) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class FileCheck:
+    """What ``painml validate`` found in a file: the summary, notices and problems, for a person or a script."""
+
+    file: str
+    records: Records | None
+    problems: list[Problem]
+    notices: tuple[str, ...] = ()
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: counts, column lists, notices and every problem (values cut to 1,000 characters)."""
+        records = self.records
+        out: dict[str, Any] = {"file": self.file, "valid": self.valid}
+        if records is not None:
+            out |= {
+                "rows": len(records.frame),
+                "record_columns_present": len(INPUT_COLUMNS) - len(records.missing_columns),
+                "missing_columns": list(records.missing_columns),
+                "extra_columns": list(records.extra_columns),
+            }
+            if records.label is not None:
+                out["classes"] = {str(k): int(v) for k, v in records.label.value_counts().items()}
+        out["notices"] = list(self.notices)
+        out["problems"] = [problem_dict(p) for p in self.problems]
+        return out
+
+
+def problem_dict(problem: Problem) -> dict[str, Any]:
+    """One problem as JSON: row, patient_id, column, value (as text), expected, and the sentence a person reads."""
+    value = None if _missing(problem.value) else _python(problem.value)
+    if isinstance(value, str) and len(value) > 1_000:
+        value = value[:1_000]
+    elif value is not None and not isinstance(value, (int, float, bool, str)):
+        value = str(value)[:1_000]
+    if isinstance(value, float) and not np.isfinite(value):
+        value = str(value)
+    return {
+        "row": problem.row,
+        "patient_id": problem.patient_id,
+        "column": problem.column,
+        "value": value,
+        "expected": problem.expected,
+        "message": str(problem),
+    }
+
+
+def check_file(
+    path: str | Path,
+    require_label: bool = False,
+    *,
+    classes: Sequence[str] = DEFAULT_CLASSES,
+    label_map: Mapping[str, str] | None = None,
+    label_drop: Sequence[str] = (),
+) -> FileCheck:
+    """Everything ``validate`` reports about a file; bad input is collected, never raised.
+
+    Labels are read through the map and drop rules of a training config when
+    given, as training reads them.
+    """
+    try:
+        raw = read_raw(path)
+    except SchemaError as error:
+        return FileCheck(Path(path).name, None, error.problems)
+    raw, rules = relabel(raw, classes, label_map, label_drop, source=f"file {Path(path).name}", report_unknown=True)
+    checked = _check(raw, require_label, classes, True, 0, "file")
+    problems = [*rules.problems, *checked.problems] if rules.problems else checked.problems
+    notices = (*rules.summary(), *checked.records.notices)
+    return FileCheck(Path(path).name, checked.records.subset(rules.keep, keep_index=True), problems, notices)
+
+
 def validate_file(
     path: str | Path,
     require_label: bool = False,
@@ -166,31 +249,27 @@ def validate_file(
     classes: Sequence[str] = DEFAULT_CLASSES,
     label_map: Mapping[str, str] | None = None,
     label_drop: Sequence[str] = (),
+    as_json: bool = False,
 ) -> int:
-    """Print a summary, notices and every problem of a file; exit code 0 if valid, else 1.
+    """Print a summary, notices and every problem of a file (or all of it as JSON); exit code 0 if valid, else 1.
 
-    Meant for ``painml validate FILE``: bad input is printed, never raised. Labels are read through the
-    map and drop rules of a training config when given, as training reads them.
+    Meant for ``painml validate FILE``. Lines are never wrapped, so that they can be searched in logs.
     """
-    console = Console(highlight=False)
-    try:
-        raw = read_raw(path)
-    except SchemaError as error:
-        console.print(str(error), markup=False, style="red")
+    found = check_file(path, require_label, classes=classes, label_map=label_map, label_drop=label_drop)
+    if as_json:
+        sys.stdout.write(json.dumps(found.as_dict(), ensure_ascii=False) + "\n")
+        return 0 if found.valid else 1
+    console = Console(highlight=False, soft_wrap=True)
+    if found.records is None:
+        console.print(str(SchemaError(found.problems)), markup=False, style="red")
         return 1
-    raw, rules = relabel(raw, classes, label_map, label_drop, source=f"file {Path(path).name}", report_unknown=True)
-    for note in rules.summary():
-        console.print(f"note: {note}", markup=False, style="yellow")
-    checked = _check(raw, require_label, classes, True, 0, "file")
-    if rules.problems:
-        checked = _Checked(checked.records, [*rules.problems, *checked.problems], checked.bad)
-    console.print(summarize(checked.records.subset(rules.keep, keep_index=True)), markup=False)
-    for notice in checked.records.notices:
+    console.print(summarize(found.records), markup=False)
+    for notice in found.notices:
         console.print(f"note: {notice}", markup=False, style="yellow")
-    if checked.problems:
-        console.print(SchemaError(checked.problems).report(), markup=False, style="red")
+    if found.problems:
+        console.print(SchemaError(found.problems).report(), markup=False, style="red")
         return 1
-    console.print(f"{Path(path).name}: valid", markup=False, style="bold green")
+    console.print(f"{found.file}: valid", markup=False, style="bold green")
     return 0
 
 
@@ -212,23 +291,27 @@ def _check(
     """Coerce every known column, check it, and collect problems for all rows at once."""
     classes = tuple(classes)
     problems: list[Problem] = []
-    names = [str(name).strip() for name in raw.columns]
+    lines: dict[int, str] = raw.attrs.get(LINE_PROBLEMS) or {}
+    names = [canonical_name(name) for name in raw.columns]
     raw = raw.set_axis(names, axis=1)
-    for name in dict.fromkeys(n for n in names if names.count(n) > 1):
-        problems.append(Problem(None, name, None, "this column appears more than once"))
-    raw = raw.loc[:, ~raw.columns.duplicated()]
+    repeated = _repeated(names)
+    if repeated:
+        problems.extend(Problem(None, name, None, "this column appears more than once") for name in repeated)
+        raw = raw.loc[:, ~raw.columns.duplicated()]
     n = len(raw)
     if n == 0:
         problems.append(Problem(None, None, None, f"the {noun} has no rows"))
 
     truth_names = [c for c in raw.columns if c.startswith(TRUE_PREFIX)]
-    extras = tuple(c for c in raw.columns if c not in BY_NAME and c not in truth_names)
+    extras = tuple(c for c in raw.columns if c not in BY_NAME and not c.startswith(TRUE_PREFIX))
     missing = tuple(c.name for c in INPUT_COLUMNS if c.name not in raw.columns)
     if extras and not allow_extra:
         problems.extend(
             Problem(None, name, None, "unknown column; the patient record's columns are listed in data/README.md")
             for name in extras
         )
+    elif extras:
+        problems.extend(_misspelled(extras))
     has_label = LABEL.name in raw.columns
     if require_label and not has_label:
         message = f"training data needs a {LABEL.name} column with one of: {', '.join(classes)}"
@@ -264,11 +347,20 @@ def _check(
                 problems.append(Problem(None, str(name), None, "; ".join(map(str, group["check"].unique()))))
             expected = label_expected if name == LABEL.name else BY_NAME[str(name)].expected
             _add_cells(found, positional, str(name), index.dropna().to_numpy(dtype=np.int64), expected, row_offset)
+    for row, why in lines.items():
+        position = row - row_offset - 1
+        for name in list(positional.columns):
+            found.pop((row, name), None)
+        found[(row, "")] = Problem(row, None, None, why, _patient_id(positional, position))
     problems.extend(found.values())
     problems.sort(key=lambda p: (p.row is not None, p.row or 0, _ORDER.get(p.column or "", len(_ORDER))))
 
     bad_rows = np.zeros(n, dtype=bool)
     bad_rows[[row - row_offset - 1 for row, _ in found]] = True
+    notices = _notices(missing, truth_names, extras if allow_extra else (), noun)
+    repeated_ids = _repeated_ids(coerced["patient_id"], row_offset)
+    if repeated_ids:
+        notices = (*notices, repeated_ids)
 
     label = coerced.pop(LABEL.name).set_axis(raw.index) if has_label else None
     frame = pd.concat([coerced.set_axis(raw.index), raw.loc[:, list(extras)]], axis=1)
@@ -279,9 +371,68 @@ def _check(
         truth=truth,
         missing_columns=missing,
         extra_columns=extras,
-        notices=_notices(missing, truth_names, extras if allow_extra else (), noun),
+        notices=notices,
     )
     return _Checked(records, problems, bad_rows)
+
+
+def _repeated(names: list[str]) -> list[str]:
+    """Names that occur more than once, in order of first occurrence (linear: headers can be very wide)."""
+    counts = Counter(names)
+    return [name for name, k in counts.items() if k > 1]
+
+
+_KNOWN_LOWER = tuple(BY_NAME)
+REPEATED_IDS = "patient_id repeats an earlier row's"
+SUGGESTED_COLUMNS = 1_000
+"""Unknown columns examined for a likely misspelling, so that a header of 100,000 names is checked in linear time."""
+
+
+def _key(name: str) -> str:
+    """A header name as a column name would be spelled: lower case, words joined by underscores."""
+    return name.strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def _suggestion(name: str) -> str | None:
+    """The record column an unknown name most likely meant (``Pain Intensity``, ``brush_alodynia``), if any."""
+    key = _key(name)
+    if key in BY_NAME:
+        return key
+    if not 3 <= len(key) <= 60:
+        return None
+    close = difflib.get_close_matches(key, _KNOWN_LOWER, n=1, cutoff=0.85)
+    return close[0] if close else None
+
+
+@lru_cache(maxsize=8)
+def _misspelled(extras: tuple[str, ...]) -> tuple[Problem, ...]:
+    """An unknown column that closely matches a record column is a problem, not an extra to carry: every
+    patient would silently be "not examined" for the finding the column meant. Cached: a batch asks once per chunk."""
+    out = []
+    for name in extras[:SUGGESTED_COLUMNS]:
+        meant = _suggestion(name)
+        if meant is not None:
+            message = f"unknown column; did you mean {meant!r}? (rename it; other unknown columns are carried through)"
+            out.append(Problem(None, name, None, message))
+    return tuple(out)
+
+
+def _patient_id(positional: pd.DataFrame, position: int) -> str | None:
+    if "patient_id" not in positional.columns or not 0 <= position < len(positional):
+        return None
+    value = positional["patient_id"].iat[position]
+    return None if _missing(value) else str(value)
+
+
+def _repeated_ids(ids: pd.Series, row_offset: int) -> str | None:
+    """A notice naming the rows (never the identifiers) whose patient_id occurred in an earlier row."""
+    present = ids.dropna()
+    again = present.duplicated(keep="first")
+    if not again.any():
+        return None
+    rows = (np.flatnonzero(ids.notna().to_numpy())[again.to_numpy()] + 1 + row_offset).tolist()
+    shown = ", ".join(map(str, rows[:10])) + (", ..." if len(rows) > 10 else "")
+    return f"{REPEATED_IDS} in {_count(len(rows), 'row')} ({shown}); each row is scored on its own"
 
 
 def _add_cells(
@@ -294,9 +445,13 @@ def _add_cells(
 ) -> None:
     """One problem per bad cell, showing the value as the caller wrote it; a cell failing two checks counts once."""
     values = raw[name].to_numpy(dtype=object)[positions]
-    for position, value in zip(positions.tolist(), values):
+    ids = raw["patient_id"].to_numpy(dtype=object)[positions] if "patient_id" in raw.columns else [None] * len(values)
+    for position, value, patient in zip(positions.tolist(), values, ids):
         row = position + 1 + row_offset
-        found.setdefault((row, name), Problem(row, name, _python(value), expected))
+        if (row, name) not in found:
+            found[(row, name)] = Problem(
+                row, name, _python(value), expected, None if _missing(patient) else str(patient)
+            )
 
 
 def _text(values: pd.Series) -> pd.Series:
@@ -405,8 +560,29 @@ def _notices(missing: tuple[str, ...], truth: list[str], extras: tuple[str, ...]
     if truth:
         notices.append(f"simulator-only columns set aside, never used as inputs: {', '.join(truth)}")
     if extras:
-        notices.append(f"extra columns carried through untouched, not used as features: {', '.join(extras)}")
+        known = len(INPUT_COLUMNS) - len(missing)
+        if len(extras) > known:
+            shown = ", ".join(_with_guess(name) for name in extras[:20]) + (", ..." if len(extras) > 20 else "")
+            notices.append(
+                f"most columns ({len(extras):,} of {len(extras) + known:,}) are not patient-record columns; "
+                f"check the header: {shown}"
+            )
+        else:
+            notices.append(
+                f"extra columns carried through untouched, not used as features: {', '.join(map(_short, extras))}"
+            )
     return tuple(notices)
+
+
+def _short(name: str, limit: int = 40) -> str:
+    return name if len(name) <= limit else f"{name[:limit]}... ({len(name):,} characters)"
+
+
+def _with_guess(name: str) -> str:
+    """The name, and the record column it may have meant when one is roughly similar."""
+    key = _key(name)
+    close = difflib.get_close_matches(key, _KNOWN_LOWER, n=1, cutoff=0.6) if len(key) <= 60 else []
+    return _short(name) + (f" (perhaps {close[0]}?)" if close else "")
 
 
 def _to_frame(source: Source) -> pd.DataFrame:

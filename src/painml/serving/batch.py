@@ -6,24 +6,34 @@
 others with the one :class:`painml.serving.predictor.Predictor`, so a row scores the
 same here as over HTTP. Memory holds one chunk, never the file.
 
-- Output: ``patient_id``, every extra input column (to join back), the
-  label if the input had one, then the predictor's columns. CSV or Parquet by
-  the output's extension, streamed (pyarrow writers).
+- Output: ``patient_id``, ``site`` when the input has it, every extra input
+  column (to join back; Parquet types such as timestamps and decimals kept),
+  the label if the input had one, then the predictor's columns. CSV or
+  Parquet by the output's extension, streamed (pyarrow writers).
 - Atomic: everything is written to a temporary file in the output's folder
-  and renamed over the output only at the end. An exception or Ctrl-C
-  removes the temporary files: no output, or the complete output, never half.
-- Rejected rows go to ``OUTPUT.errors.csv`` (row, column, value, expected;
-  one line per problem, rows numbered from 1 as in the input), written the
-  same way; a stale errors file from an earlier run is removed when there is
-  nothing to report.
+  and renamed over the output only at the end. The temporary file is made
+  with ``tempfile.mkstemp`` (a name nobody can predict, created exclusively,
+  readable by its owner only), so a link planted beside the output cannot
+  redirect the write. An exception, Ctrl-C or SIGTERM (the command turns it
+  into Ctrl-C) removes the temporary files: no output, or the complete
+  output, never half. A run killed outright (SIGKILL, power loss) cannot
+  clean up; the next run for the same output removes what it left, since the
+  temporary names carry the writing process's id.
+- Rejected rows go to ``OUTPUT.errors.csv`` (row, patient_id, column, value,
+  expected; one line per problem, rows numbered from 1 as in the input),
+  written the same way; a stale errors file from an earlier run is removed
+  when there is nothing to report.
 """
 
 from __future__ import annotations
 
 import csv
+import glob
 import math
 import os
 import queue
+import re
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from rich.console import Console
@@ -51,7 +62,8 @@ from painml.serving.predictor import Predictor
 __all__ = ["BatchResult", "errors_path", "score_file"]
 
 OUTPUT_KINDS = (".csv", ".parquet")
-ERROR_COLUMNS = ("row", "column", "value", "expected")
+ERROR_COLUMNS = ("row", "patient_id", "column", "value", "expected")
+_TEMP_SUFFIX = ".tmp"
 
 
 @dataclass
@@ -113,14 +125,17 @@ def score_file(
     start = time.perf_counter()
     total = _count_rows(input)
     result = BatchResult(output=output, errors=None)
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     err_final = errors_path(output)
-    err_tmp = err_final.with_name(f".{err_final.name}.{os.getpid()}.tmp")
+    for path in (output, err_final):
+        remove_stale_temporaries(path)
+    tmp: Path | None = None
+    err_tmp: Path | None = None
     writer: _Writer | None = None
     err_handle = None
     err_writer = None
     notices: dict[str, None] = {}
     predicted: dict[str, int] = {}
+    ids = _RepeatedIds()
     try:
         with (
             _progress(progress, total, input.name, console) as advance,
@@ -130,19 +145,22 @@ def score_file(
                 result.rows_read += chunk_rows
                 if problems:
                     if err_writer is None:
-                        err_handle = open(err_tmp, "w", newline="", encoding="utf-8")
+                        fd, err_tmp = _temporary(err_final)
+                        err_handle = open(fd, "w", newline="", encoding="utf-8")
                         err_writer = csv.writer(err_handle)
                         err_writer.writerow(ERROR_COLUMNS)
                     err_writer.writerows(_problem_rows(problems))
                     result.problems += len(problems)
                     result.rows_rejected += len({p.row for p in problems})
-                notices.update(dict.fromkeys(records.notices))
+                notices.update(dict.fromkeys(n for n in records.notices if not n.startswith(schema.REPEATED_IDS)))
+                ids.add(records.frame["patient_id"])
                 if len(records.frame) == 0:  # every row of this chunk was set aside
                     advance(chunk_rows)
                     continue
                 frame = _output_frame(predictor, records, reasons, threads)
                 if writer is None:
-                    writer = _Writer(tmp, output.suffix.lower(), frame)
+                    fd, tmp = _temporary(output)
+                    writer = _Writer(fd, output.suffix.lower(), frame)
                 writer.write(frame)
                 result.rows_scored += len(frame)
                 for cls, count in frame["predicted_class"].value_counts().items():
@@ -151,7 +169,8 @@ def score_file(
         if result.rows_read == 0:
             raise schema.SchemaError([schema.Problem(None, None, None, f"{input.name} has no rows")])
         if writer is None:  # every row was rejected: still an output, with no rows
-            writer = _Writer(tmp, output.suffix.lower(), _empty_output(predictor, reasons))
+            fd, tmp = _temporary(output)
+            writer = _Writer(fd, output.suffix.lower(), _empty_output(predictor, reasons))
         writer.close()
         writer = None
         if err_handle is not None:
@@ -169,12 +188,94 @@ def score_file(
         if err_handle is not None:
             err_handle.close()
         for path in (tmp, err_tmp):
-            path.unlink(missing_ok=True)
+            if path is not None:
+                path.unlink(missing_ok=True)
         raise
     result.seconds = time.perf_counter() - start
+    if ids.repeated:
+        notices[ids.notice()] = None
     result.notices = tuple(notices)
     result.predicted = predicted
     return result
+
+
+# --------------------------------------------------------------------------- temporary files
+
+
+def _temporary(final: Path) -> tuple[int, Path]:
+    """A new file beside ``final`` for writing it atomically: unpredictable name, exclusive creation, mode 0600.
+
+    The name carries this process's id, so that a later run can tell a file
+    left by a killed run (see :func:`remove_stale_temporaries`) from one being written now.
+    """
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}.{os.getpid()}.", suffix=_TEMP_SUFFIX, dir=final.parent)
+    return fd, Path(name)
+
+
+def remove_stale_temporaries(final: Path) -> list[Path]:
+    """Remove temporary files of ``final`` left by runs that no longer exist (killed, or the machine stopped).
+
+    They hold patient rows; a file whose writing process still runs is left alone.
+    """
+    pattern = re.compile(re.escape(f".{final.name}.") + r"(\d+)\.(?:[^/]*\.)?tmp")
+    removed = []
+    for candidate in glob.glob(glob.escape(str(final.parent / f".{final.name}.")) + "*" + _TEMP_SUFFIX):
+        path = Path(candidate)
+        match = pattern.fullmatch(path.name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        try:
+            path.unlink()
+            removed.append(path)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this run has not made its files yet: any with its id are from a run before a reboot
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+class _RepeatedIds:
+    """Rows whose patient_id an earlier row of the file already had, counted across chunks.
+
+    Only 64-bit hashes of the ids seen are kept (8 bytes a row, sorted), so
+    memory stays bounded by the file's rows, not their text; a collision
+    between two different ids is vanishingly unlikely and would only add a
+    row to a notice.
+    """
+
+    def __init__(self) -> None:
+        self.seen = np.empty(0, dtype=np.uint64)
+        self.repeated = 0
+        self.rows: list[int] = []
+
+    def add(self, ids: pd.Series) -> None:
+        present = ids.dropna()
+        if present.empty:
+            return
+        hashes = pd.util.hash_array(present.to_numpy(dtype=object))
+        again = pd.Series(hashes).duplicated().to_numpy()
+        if len(self.seen):
+            at = np.minimum(np.searchsorted(self.seen, hashes), len(self.seen) - 1)
+            again = again | (self.seen[at] == hashes)
+        if again.any():
+            self.repeated += int(again.sum())
+            self.rows.extend((present.index[again][: 10 - len(self.rows)] + 1).tolist())
+        self.seen = np.union1d(self.seen, hashes)
+
+    def notice(self) -> str:
+        shown = ", ".join(map(str, self.rows)) + (", ..." if self.repeated > len(self.rows) else "")
+        rows = f"{self.repeated:,} row" + ("s" if self.repeated != 1 else "")
+        return f"{schema.REPEATED_IDS} in {rows} ({shown}); each row is scored on its own"
 
 
 # --------------------------------------------------------------------------- pieces
@@ -238,7 +339,10 @@ def _output_frame(
     """patient_id, the extra input columns, the label if given, then the prediction columns."""
     scored = predictor.score_records(records, reasons=reasons, threads=threads or None)
     out = predictor.to_frame(scored, records.frame.index, reasons)
-    carried = {c: records.frame[c] for c in records.extra_columns if c not in out.columns}
+    carried = {}
+    if "site" not in records.missing_columns:
+        carried["site"] = records.frame["site"]
+    carried |= {c: records.frame[c] for c in records.extra_columns if c not in out.columns}
     if records.label is not None and "pain_type" not in out.columns:
         carried["pain_type"] = records.label
     if not carried:
@@ -257,7 +361,7 @@ def _problem_rows(problems: list[schema.Problem]) -> Iterator[tuple[Any, ...]]:
     for p in problems:
         missing = p.value is None or p.value is pd.NA or (isinstance(p.value, float) and math.isnan(p.value))
         value = "" if missing else str(p.value)
-        yield ("" if p.row is None else p.row, p.column or "", value, p.expected)
+        yield ("" if p.row is None else p.row, p.patient_id or "", p.column or "", value, p.expected)
 
 
 def _as_file_problem(problem: schema.Problem, path: Path) -> schema.Problem:
@@ -269,10 +373,9 @@ def _as_file_problem(problem: schema.Problem, path: Path) -> schema.Problem:
 class _Writer:
     """A streaming CSV or Parquet writer whose column types are fixed by the first chunk."""
 
-    def __init__(self, path: Path, kind: str, first: pd.DataFrame):
-        self.path = path
-        self.handle = open(path, "wb")
-        self.schema = _arrow_schema(first)
+    def __init__(self, fd: int, kind: str, first: pd.DataFrame):
+        self.handle = open(fd, "wb")
+        self.schema, self.as_text = _arrow_schema(first, kind)
         self.parquet = kind == ".parquet"
         if self.parquet:
             import pyarrow.parquet as pq
@@ -286,6 +389,8 @@ class _Writer:
             )
 
     def write(self, frame: pd.DataFrame) -> None:
+        if self.as_text:
+            frame = frame.assign(**{name: _as_text(frame[name]) for name in self.as_text})
         try:
             table = pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
@@ -307,21 +412,52 @@ class _Writer:
         self.handle.close()
 
 
-def _arrow_schema(frame: pd.DataFrame) -> pa.Schema:
-    """Column types from the first chunk: text stays text, an all-empty column becomes text."""
-    fields = []
+def _arrow_schema(frame: pd.DataFrame, kind: str = ".parquet") -> tuple[pa.Schema, list[str]]:
+    """Column types from the first chunk, and the columns to write as text.
+
+    Text stays text and an all-empty column becomes text; a carried column of
+    another type (a Parquet timestamp, decimal or struct such as a visit date)
+    keeps it in Parquet, and is written as text in CSV when CSV cannot hold it.
+    """
+    fields, as_text = [], []
     for name in frame.columns:
         column = frame[name]
         if pd.api.types.is_bool_dtype(column.dtype):
-            kind = pa.bool_()
+            arrow = pa.bool_()
         elif pd.api.types.is_integer_dtype(column.dtype):
-            kind = pa.int64()
+            arrow = pa.int64()
         elif pd.api.types.is_float_dtype(column.dtype):
-            kind = pa.float64()
+            arrow = pa.float64()
+        elif _all_text(column):
+            arrow = pa.string()
         else:
-            kind = pa.string()
-        fields.append(pa.field(str(name), kind))
-    return pa.schema(fields)
+            arrow = _carried_type(column)
+            if kind == ".csv" and (pa.types.is_nested(arrow) or pa.types.is_binary(arrow)):
+                arrow = pa.string()
+            if arrow == pa.string():
+                as_text.append(str(name))
+        fields.append(pa.field(str(name), arrow))
+    return pa.schema(fields), as_text
+
+
+def _carried_type(column: pd.Series) -> pa.DataType:
+    """The Arrow type of a carried column that is neither a number, a flag nor text; text when Arrow has none."""
+    try:
+        arrow = pa.array(column, from_pandas=True).type
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return pa.string()
+    return pa.string() if pa.types.is_null(arrow) or pa.types.is_large_string(arrow) else arrow
+
+
+def _all_text(column: pd.Series) -> bool:
+    """Text or missing in every row (pandas' own inference, in C: columns are long)."""
+    if not pd.api.types.is_object_dtype(column.dtype):
+        return pd.api.types.is_string_dtype(column.dtype)
+    return pd.api.types.infer_dtype(column, skipna=True) in ("string", "empty")
+
+
+def _as_text(column: pd.Series) -> pd.Series:
+    return column.map(lambda v: v if v is None or isinstance(v, str) else str(v), na_action="ignore")
 
 
 def _close_synced(handle) -> None:
@@ -345,7 +481,7 @@ def _count_rows(path: Path) -> int | None:
                     lines += block.count(b"\n")
                     last = block[-1:]
             return max(0, lines - 1 + (last != b"\n"))
-    except OSError:
+    except Exception:  # only a progress estimate: the reader reports an unreadable file, naming it
         return None
     return None
 

@@ -556,6 +556,10 @@ def _prediction_schema(predictor: Predictor) -> dict[str, Any]:
         "dn4": {"type": ["number", "null"]},
         "paindetect": {"type": ["number", "null"]},
         "neupsig_grade": {"type": ["number", "null"], "description": "0 unlikely, 1 possible, 2 probable, 3 definite"},
+        "too_little_recorded": {
+            "type": "boolean",
+            "description": "fewer recorded findings than a class needs to mean anything; the set is every class",
+        },
         "flags": {
             "type": "array",
             "items": {"type": "string"},

@@ -12,6 +12,11 @@ the patient-record schema. For each row it returns:
 - ``flags``: how the record differs from the training data (a value outside
   the range seen, an unseen site or category, a questionnaire block training
   never had), empty when it does not;
+- ``too_little_recorded``: true when the record holds fewer than
+  :data:`MIN_FINDINGS` recorded findings (every input column except the
+  identifiers, age and sex counts). Below that the probabilities say more
+  about the training data's case mix than about the patient, so the
+  prediction set is every class and a flag says why;
 - on request (``reasons=k``) the ``k`` largest SHAP contributions to the
   predicted class (:func:`painml.explain.shap.top_reasons`);
 - ``patient_id`` echoed, and the ``model`` name and ``model_version``.
@@ -47,7 +52,7 @@ from painml.model.bundle import ModelBundle
 from painml.model.compiled.runtime import CompiledModel
 from painml.model.conformal import prediction_sets
 from painml.model.metadata import TrainingProfile
-from painml.record.columns import BLOCKS, OPTIONAL_BLOCKS
+from painml.record.columns import BLOCKS, FEATURE_COLUMNS, OPTIONAL_BLOCKS
 from painml.record.gate import RecordChecker, columns_of
 from painml.record.vocabulary import block_title, plain, reason_label
 from painml.tracking import registry
@@ -56,7 +61,7 @@ from painml.tracking.registry import DEFAULT_MODEL_URI, ModelNotFound, bundle_fo
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DEFAULT_MODEL_URI", "MAX_REASONS", "ModelNotFound", "Predictor", "Scored"]
+__all__ = ["DEFAULT_MODEL_URI", "MAX_REASONS", "MIN_FINDINGS", "ModelNotFound", "Predictor", "Scored"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +69,13 @@ CONTEXT_SCORES = ("dn4", "paindetect", "neupsig_grade")
 MAX_REASONS = 10
 SET_SEPARATOR = "|"
 FLAG_SEPARATOR = "; "
+MIN_FINDINGS = 5
+"""Recorded findings (inputs other than identifiers, age and sex) a record needs for a class to mean anything.
+
+A DN4 interview alone has seven, a painDETECT block seven, an examination
+fourteen: any assessment that was actually done clears it, an empty or
+demographics-only record does not."""
+FINDINGS = tuple(name for name in FEATURE_COLUMNS if name not in BLOCKS["demographics"])
 
 
 @dataclass
@@ -78,6 +90,8 @@ class Scored:
     flags: dict[int, list[str]]
     """Sparse: only rows with something to say (most rows have no flag)."""
     reasons: list[list[Any]] | None
+    thin: np.ndarray | None = None
+    """Rows with fewer than ``MIN_FINDINGS`` recorded findings (None: none of them)."""
 
 
 class Predictor:
@@ -250,12 +264,36 @@ class Predictor:
         context = {s: np.array([scores[s]]) for s in CONTEXT_SCORES}
         sets = None if self.qhat is None else prediction_sets(proba, self.qhat)
         flags = self._profile.flags_row(values)
-        return Scored([values["patient_id"]], proba, best, sets, context, {0: flags} if flags else {}, explained)
+        recorded = np.array([sum(_recorded(values[name]) for name in FINDINGS)])
+        flags_by_row = {0: flags} if flags else {}
+        thin = self._too_little(recorded, sets, flags_by_row)
+        return Scored([values["patient_id"]], proba, best, sets, context, flags_by_row, explained, thin)
 
     def _scored(self, ids, proba, best, scores, columns, n, explained) -> Scored:
         sets = None if self.qhat is None else prediction_sets(proba, self.qhat)
         context = {s: scores[s] for s in CONTEXT_SCORES}
-        return Scored(ids, proba, best, sets, context, self._profile.flags(columns, n), explained)
+        flags = self._profile.flags(columns, n)
+        recorded = np.zeros(n, dtype=np.int64)
+        for name in FINDINGS:
+            values = columns[name]
+            recorded += ~np.isnan(values) if values.dtype == np.float64 else _present(values)
+        thin = self._too_little(recorded, sets, flags)
+        return Scored(ids, proba, best, sets, context, flags, explained, thin)
+
+    def _too_little(self, recorded: np.ndarray, sets: np.ndarray | None, flags: dict[int, list[str]]) -> np.ndarray:
+        """Widen the set of rows below ``MIN_FINDINGS`` to every class and flag them (first, as the weightiest)."""
+        thin = recorded < MIN_FINDINGS
+        for r in np.flatnonzero(thin).tolist():
+            k = int(recorded[r])
+            what = "prediction set is every class" if sets is not None else "the class is not meaningful"
+            note = (
+                f"too little recorded: {k} finding{'' if k == 1 else 's'} besides age and sex "
+                f"(at least {MIN_FINDINGS} needed); the {what}"
+            )
+            flags.setdefault(r, []).insert(0, note)
+        if sets is not None and thin.any():
+            sets[thin] = True
+        return thin
 
     # ------------------------------------------------------------------ reasons on one row
 
@@ -324,6 +362,7 @@ class Predictor:
             "confidence",
             *(["prediction_set"] if self.qhat is not None else []),
             *CONTEXT_SCORES,
+            "too_little_recorded",
             "flags",
             *(f"reason_{i}" for i in range(1, reasons + 1)),
             "model",
@@ -346,6 +385,7 @@ class Predictor:
             out["prediction_set"] = self._set_labels()[scored.sets @ (1 << np.arange(len(self.classes)))]
         for s in CONTEXT_SCORES:
             out[s] = scored.context[s]
+        out["too_little_recorded"] = np.zeros(n, dtype=bool) if scored.thin is None else scored.thin.astype(bool)
         flags = np.full(n, "", dtype=object)
         for r, notes in scored.flags.items():
             flags[r] = FLAG_SEPARATOR.join(notes)
@@ -388,6 +428,7 @@ class Predictor:
                 row["prediction_set"] = [c for c, inside in zip(self.classes, scored.sets[r].tolist()) if inside]
             for s in CONTEXT_SCORES:
                 row[s] = plain(scored.context[s][r])
+            row["too_little_recorded"] = bool(scored.thin is not None and scored.thin[r])
             row["flags"] = scored.flags.get(r, [])
             if scored.reasons is not None:
                 row["reasons"] = [reason.as_dict() for reason in scored.reasons[r]]
