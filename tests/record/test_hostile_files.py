@@ -73,12 +73,15 @@ def test_a_misspelled_column_is_a_problem_with_a_suggestion(tmp_path, name, caps
 
 
 def test_other_extra_columns_are_still_carried(tmp_path):
-    header = [*HEADER, "mrn", "visit_date"]
+    """A clinic's own columns that only look like record columns are carried, not refused as misspellings."""
+    extras = ["mrn", "visit_date", "pain_score", "sites", "diabetic"]
+    header = [*HEADER, *extras]
     path = _write(
-        tmp_path / "in.csv", "\n".join(",".join(r) for r in [header, *(r + ["m1", "2024-01-01"] for r in ROWS)])
+        tmp_path / "in.csv",
+        "\n".join(",".join(r) for r in [header, *(r + ["m1", "2024-01-01", "7", "north", "1"] for r in ROWS)]),
     )
     records = load_records(path)
-    assert records.extra_columns == ("mrn", "visit_date")
+    assert records.extra_columns == tuple(extras)
 
 
 def test_mostly_unknown_columns_are_named_with_guesses(tmp_path):

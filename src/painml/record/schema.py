@@ -394,13 +394,16 @@ def _key(name: str) -> str:
 
 
 def _suggestion(name: str) -> str | None:
-    """The record column an unknown name most likely meant (``Pain Intensity``, ``brush_alodynia``), if any."""
+    """The record column an unknown name most likely meant (``Pain Intensity``, ``brush_alodynia``), if any.
+
+    The cutoff (0.9) catches one wrong letter in a name of ten or more, but not a clinic's own columns that merely
+    look alike (``pain_score`` beside ``pain_course``, ``sites`` beside ``site``), which are carried through."""
     key = _key(name)
     if key in BY_NAME:
         return key
     if not 3 <= len(key) <= 60:
         return None
-    close = difflib.get_close_matches(key, _KNOWN_LOWER, n=1, cutoff=0.85)
+    close = difflib.get_close_matches(key, _KNOWN_LOWER, n=1, cutoff=0.9)
     return close[0] if close else None
 
 
