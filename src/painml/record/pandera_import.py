@@ -3,7 +3,8 @@
 pandera imports ``pyspark.pandas`` whenever pyspark is installed: seconds on every
 command and a pandas-3 warning each time. painml's checks never run on Spark frames
 (its Spark scoring hands pandas frames to the same checks), and pandera treats the
-blocked import as pyspark being absent. A module of its own, so that importing the
+blocked import as pyspark being absent (also in the checks module it loads at
+the first validation, when something else has loaded pyspark). A module of its own, so that importing the
 record's column table stays free of pandas.
 """
 
@@ -23,6 +24,9 @@ def _import_without_spark():
         sys.modules[name] = None  # an import of it raises ImportError
     try:
         import pandera.pandas
+
+        # imported at the first validation, and it tries pyspark's pandas API whenever pyspark is loaded
+        import pandera.backends.pandas.builtin_checks  # noqa: F401
     finally:
         for name in blocked:
             del sys.modules[name]
