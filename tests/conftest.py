@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from painml.tracking import store
+from painml.tracking import registry, store
 
 _MLFLOW_EXPERIMENT_ENV = ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
 
@@ -96,12 +96,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 @dataclass(frozen=True)
 class TrainedStore:
-    """A store holding one training run of ``configs/smoke.yaml`` (both families, registered winner)."""
+    """A store holding one training run of ``configs/smoke.yaml`` (both families, registered winner) whose
+    ``champion`` is the run's tree model (``champion_version``)."""
 
     uri: str
     directory: Path
     config: object
     result: object
+    champion_version: str
 
     @property
     def model_uri(self) -> str:
@@ -130,7 +132,13 @@ def trained_store(mlflow_template_db: Path, tmp_path_factory: pytest.TempPathFac
         result = run_training(config, tracking_uri=uri)
         while mlflow.active_run() is not None:
             mlflow.end_run()
-    return TrainedStore(uri, directory, config, result)
+        champion = result.registered_version
+        if result.winner != "gbm":
+            # the serving tests exercise the compiled trees and TreeSHAP, whichever family wins on this small cohort
+            name = config.tracking.registered_model
+            champion = registry.register_version(f"runs:/{result.run_id}/gbm", name, tags={"family": "gbm"})
+            registry.set_alias(name, registry.CHAMPION, champion)
+    return TrainedStore(uri, directory, config, result, champion)
 
 
 @dataclass(frozen=True)

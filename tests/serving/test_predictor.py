@@ -55,7 +55,7 @@ def _assert_rows_equal(one: dict, other: dict) -> None:
 def test_from_uri_reads_the_registry_alias(served):
     p = served.predictor
     assert p.name == served.store.config.tracking.registered_model
-    assert p.version == served.store.result.registered_version
+    assert p.version == served.store.champion_version
     assert p.run_id == served.store.result.run_id
     assert p.compiled is not None
     assert p.metrics["test_log_loss"] > 0

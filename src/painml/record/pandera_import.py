@@ -23,10 +23,9 @@ def _import_without_spark():
     for name in blocked:
         sys.modules[name] = None  # an import of it raises ImportError
     try:
+        # the checks module is otherwise imported at the first validation, trying pyspark's pandas API then
+        import pandera.backends.pandas.builtin_checks
         import pandera.pandas
-
-        # imported at the first validation, and it tries pyspark's pandas API whenever pyspark is loaded
-        import pandera.backends.pandas.builtin_checks  # noqa: F401
     finally:
         for name in blocked:
             del sys.modules[name]

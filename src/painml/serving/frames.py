@@ -31,6 +31,7 @@ PROBLEM_COLUMNS = ("patient_id", "source", "column", "value", "expected")
 """One line per problem: whose row, which input file, which cell, what it held and what was expected."""
 
 FLOAT_OUTPUTS = ("confidence", "dn4", "paindetect", "neupsig_grade")
+BOOLEAN_OUTPUTS = ("too_little_recorded",)
 
 
 def score_frame(
@@ -72,9 +73,11 @@ def score_frames(
 
 
 def output_types(predictor: Predictor, reasons: int) -> dict[str, str]:
-    """Each predictor output column's type, ``double`` or ``string`` (for engines that need it up front)."""
+    """Each predictor output column's type, ``double``, ``boolean`` or ``string`` (for engines that need it up
+    front)."""
     return {
-        c: "double" if c.startswith("p_") or c in FLOAT_OUTPUTS else "string" for c in predictor.output_columns(reasons)
+        c: "double" if c.startswith("p_") or c in FLOAT_OUTPUTS else "boolean" if c in BOOLEAN_OUTPUTS else "string"
+        for c in predictor.output_columns(reasons)
     }
 
 
@@ -82,7 +85,7 @@ def _problem_frame(problems: list[schema.Problem], raw: pd.DataFrame, sources: p
     """Problems keyed by patient and input file (``Problem.row`` counts from 1 within ``raw``)."""
     ids = raw["patient_id"] if "patient_id" in raw.columns else pd.Series(None, index=raw.index, dtype=object)
     rows = []
-    for row, column, value, expected in _problem_rows(problems):
+    for row, _, column, value, expected in _problem_rows(problems):
         patient = ids.iloc[row - 1]
         rows.append((None if pd.isna(patient) else str(patient), str(sources.iloc[row - 1]), column, value, expected))
     return pd.DataFrame(rows, columns=list(PROBLEM_COLUMNS), dtype=object)

@@ -220,12 +220,14 @@ _LOCK = threading.Lock()
 
 def _scored_schema(df: DataFrame, predictor: Predictor, reasons: int) -> list:
     """The batch command's columns with Spark types: extra input columns keep theirs, the label is text."""
-    from pyspark.sql.types import DoubleType, StringType, StructField
+    from pyspark.sql.types import BooleanType, DoubleType, StringType, StructField
 
     from painml.record.columns import BY_NAME, LABEL, TRUE_PREFIX
     from painml.serving.frames import output_types
 
     fields = [StructField("patient_id", StringType())]
+    if "site" in df.columns:  # carried through, as the batch command does
+        fields.append(StructField("site", StringType()))
     label = False
     for field in df.schema.fields:
         name = field.name
@@ -235,7 +237,7 @@ def _scored_schema(df: DataFrame, predictor: Predictor, reasons: int) -> list:
             fields.append(StructField(name, field.dataType))
     if label:
         fields.append(StructField(LABEL.name, StringType()))
-    kinds = {"double": DoubleType(), "string": StringType()}
+    kinds = {"double": DoubleType(), "boolean": BooleanType(), "string": StringType()}
     fields += [StructField(c, kinds[t]) for c, t in output_types(predictor, reasons).items() if c != "patient_id"]
     return fields
 
