@@ -248,6 +248,12 @@ def create_app(
     @app.post(
         "/explain",
         summary="Why: the waterfall of one record's prediction and what recording a missing finding would change",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PatientRecord"}}},
+            }
+        },
         responses={
             400: _declared("The body is not valid JSON"),
             413: _declared("The body is over the size limit"),
