@@ -23,13 +23,15 @@ CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 
 def small(cfg: TrainConfig, n: int = 1_500) -> TrainConfig:
     """The same config on a small simulated cohort, or on the shipped sample file; resampling with one
-    repeat instead of ten, to keep the suite fast."""
+    repeat instead of ten and at most 100 boosting rounds, to keep the suite fast."""
     validation = cfg.validation.model_copy(update={"repeats": 1})
+    models = [
+        m.model_copy(update={"n_estimators": min(m.n_estimators, 100)}) if m.family == "gbm" else m for m in cfg.models
+    ]
+    update = {"validation": validation, "models": models}
     if isinstance(cfg.data, SimulatedData):
-        return cfg.model_copy(update={"data": cfg.data.model_copy(update={"n": n}), "validation": validation})
-    return cfg.with_overrides(data_path=REPO / "data" / "sample_cohort.csv").model_copy(
-        update={"validation": validation}
-    )
+        return cfg.model_copy(update={"data": cfg.data.model_copy(update={"n": n}), **update})
+    return cfg.with_overrides(data_path=REPO / "data" / "sample_cohort.csv").model_copy(update=update)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
@@ -101,14 +103,12 @@ def test_same_config_same_metrics(mlflow_store):
 def test_registered_model_loads_with_mlflow_and_agrees(trained_store):
     store.use_store(trained_store.uri)
     model = mlflow.pyfunc.load_model(trained_store.model_uri)
-    records = load_records(REPO / "data" / "sample_cohort.csv")
-    frame = records.frame.iloc[:50]
-    inputs = frame.astype({c: object for c in frame.columns if frame[c].dtype == object})
-    via_mlflow = model.predict(inputs)
+    via_mlflow = model.predict(pd.read_csv(REPO / "data" / "sample_cohort.csv", nrows=50))
     classes = trained_store.config.classes
     assert [f"p_{c}" for c in classes] <= list(via_mlflow.columns) and "predicted_class" in via_mlflow
-    winner = trained_store.result.families[trained_store.result.winner].bundle
-    direct = Predictor(winner).predict(records).iloc[:50].reset_index(drop=True)
+    champion = Predictor.from_uri(trained_store.model_uri, tracking_uri=trained_store.uri)
+    records = load_records(REPO / "data" / "sample_cohort.csv")
+    direct = champion.predict(records).iloc[:50].reset_index(drop=True)
     pd.testing.assert_frame_equal(via_mlflow[[f"p_{c}" for c in classes]], direct[[f"p_{c}" for c in classes]])
     assert model.metadata.signature is not None
 
