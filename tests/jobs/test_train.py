@@ -28,7 +28,7 @@ def small(cfg: TrainConfig, n: int = 1_500) -> TrainConfig:
     models = [
         m.model_copy(update={"n_estimators": min(m.n_estimators, 100)}) if m.family == "gbm" else m for m in cfg.models
     ]
-    update = {"validation": validation, "models": models}
+    update = {"validation": validation, "models": tuple(models)}
     if isinstance(cfg.data, SimulatedData):
         return cfg.model_copy(update={"data": cfg.data.model_copy(update={"n": n}), **update})
     return cfg.with_overrides(data_path=REPO / "data" / "sample_cohort.csv").model_copy(update=update)
