@@ -18,7 +18,8 @@ from painml.serving.predictor import Predictor
 from painml.tracking import registry, store
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+# small_cohort.yaml is trained end to end as a clinic runs it, under 5 x 10 cross-validation, in test_small_cohort.py
+CONFIGS = sorted(p for p in (REPO / "configs").glob("*.yaml") if p.stem != "small_cohort")
 
 
 def small(cfg: TrainConfig, n: int = 1_500) -> TrainConfig:
