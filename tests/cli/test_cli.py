@@ -140,3 +140,23 @@ def test_training_table_names_its_label_set(classes, monkeypatch):
     text = " ".join(console.export_text().split())  # the title wraps over the table's width
     assert f"{words} classes ({', '.join(classes)})" in text
     assert "Three classes" not in text and "painDETECT bands" not in text and "ceiling" not in text
+
+
+def test_adapt_from_a_store_that_does_not_exist_is_a_message_and_creates_nothing(tmp_path):
+    store_file = tmp_path / "elsewhere" / "mlflow.db"
+    result = runner.invoke(
+        app,
+        [
+            "adapt",
+            "--model",
+            "models:/painml-pain-type@champion",
+            "--data",
+            str(Path(__file__).resolve().parents[2] / "data" / "sample_cohort.csv"),
+            "--tracking-uri",
+            f"sqlite:///{store_file}",
+        ],
+    )
+    assert result.exit_code == 2, result.output
+    assert "the source model cannot be loaded" in result.output and str(store_file) in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert not store_file.parent.exists()

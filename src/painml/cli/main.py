@@ -416,9 +416,11 @@ def adapt(
     updating ladder (smallest change first); registers the result with the alias 'adapted'."""
     from painml.config import ConfigError
     from painml.jobs.adapt import load_adapt_config, run_adapt
+    from painml.model.bundle import ModelFolderError
     from painml.model.updating import LabelMismatch
     from painml.record.schema import SchemaError
     from painml.tracking.registry import ModelNotFound
+    from painml.tracking.store import StoreUnavailable
 
     try:
         result = run_adapt(
@@ -431,18 +433,14 @@ def adapt(
             seed=seed,
             console=console,
         )
-    except ModelNotFound as error:
-        err.print(f"[red]{error}[/]")
-        raise typer.Exit(2) from None
+    except (ModelNotFound, StoreUnavailable, ModelFolderError) as error:
+        raise _fail(False, "the source model cannot be loaded", str(error), 2) from None
     except SchemaError as error:
-        err.print(f"[red]{data} is not valid[/]\n{error.report()}")
-        raise typer.Exit(1) from None
+        raise _fail(False, f"{data} is not valid", error.report(), 1) from None
     except ConfigError as error:
-        err.print(f"[red]invalid configuration[/]\n{error}")
-        raise typer.Exit(2) from None
+        raise _fail(False, "invalid configuration", str(error), 2) from None
     except LabelMismatch as error:
-        err.print(f"[red]the source model and the site do not fit together[/]\n{error}")
-        raise typer.Exit(2) from None
+        raise _fail(False, "the source model and the site do not fit together", str(error), 2) from None
     for note in result.notes:
         console.print(f"note: {note}")
 
