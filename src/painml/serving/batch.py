@@ -351,9 +351,13 @@ def _output_frame(
     return pd.concat([front, out.drop(columns=["patient_id"])], axis=1).reset_index(drop=True)
 
 
+FLOAT_OUTPUTS = ("confidence", "dn4", "paindetect", "neupsig_grade")
+"""Output columns besides the probabilities that hold numbers (missing as NaN in a frame)."""
+
+
 def _empty_output(predictor: Predictor, reasons: int) -> pd.DataFrame:
     columns = predictor.output_columns(reasons)
-    floats = {c for c in columns if c.startswith("p_") or c in ("confidence", "dn4", "paindetect", "neupsig_grade")}
+    floats = {c for c in columns if c.startswith("p_") or c in FLOAT_OUTPUTS}
     return pd.DataFrame({c: pd.Series(dtype="float64" if c in floats else object) for c in columns})
 
 

@@ -22,7 +22,7 @@ import pandas as pd
 
 from painml.record import schema
 from painml.record.columns import TRUE_PREFIX
-from painml.serving.batch import _empty_output, _output_frame, _problem_rows
+from painml.serving.batch import FLOAT_OUTPUTS, _empty_output, _output_frame, _problem_rows
 from painml.serving.predictor import Predictor, Scored
 
 __all__ = ["PROBLEM_COLUMNS", "json_frame", "output_types", "score_frame", "score_frames"]
@@ -30,7 +30,6 @@ __all__ = ["PROBLEM_COLUMNS", "json_frame", "output_types", "score_frame", "scor
 PROBLEM_COLUMNS = ("patient_id", "source", "column", "value", "expected")
 """One line per problem: whose row, which input file, which cell, what it held and what was expected."""
 
-FLOAT_OUTPUTS = ("confidence", "dn4", "paindetect", "neupsig_grade")
 BOOLEAN_OUTPUTS = ("too_little_recorded",)
 
 
